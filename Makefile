@@ -1,0 +1,35 @@
+# The course's two commands (see README): `make course` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# nbgrader shells out to `alembic`, so the venv's bin/ must be on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: course test setup data release lab clean
+
+course: setup data release   ## everything: install, data, student release, all notebooks -> build/
+	$(BIN)/python -m course_lib.build
+
+test: setup data             ## everything, then the whole test suite at the quick budget
+	COURSE_BUDGET=$${COURSE_BUDGET:-quick} $(BIN)/python -m pytest --nbval-lax tests notebooks solutions
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+data: setup                  ## find or fetch the data sets and cache decoded tensors
+	$(BIN)/python -m course_lib.data prepare
+
+release: setup               ## regenerate assignments/ from solutions/ with nbgrader
+	$(BIN)/python -m course_lib.grading release
+
+lab: setup                   ## JupyterLab on the repository (students)
+	$(BIN)/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+clean:
+	rm -rf build gradebook.db

@@ -1,0 +1,105 @@
+"""Tasks as episodes: an N-way K-shot support set 𝒟ᵗʳ and a query set 𝒟ᵗˢ.
+
+One episode type, made by one seeded sampler over class-disjoint splits. The transfer topic uses
+it for few-label target tasks; the meta-learning topics use it for MAML, prototypical networks
+and black-box learners (lecture: "the meta-learning problem", N-way K-shot).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data import ImageSet
+
+
+@dataclass
+class Episode:
+    """One task 𝒯ᵢ: a support set 𝒟ᵗʳ and a query set 𝒟ᵗˢ.
+
+    Attributes:
+        support_x: shape (ways·shots, *input_shape), grouped by class.
+        support_y: shape (ways·shots,), labels 0…ways−1 (relabelled per episode).
+        query_x: shape (ways·queries, *input_shape).
+        query_y: shape (ways·queries,).
+        classes: shape (ways,), the data set's class ids behind labels 0…ways−1.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    classes: torch.Tensor
+
+    @property
+    def ways(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shots(self) -> int:
+        return len(self.support_y) // self.ways
+
+    def to(self, device) -> "Episode":
+        return Episode(*(t.to(device) for t in (self.support_x, self.support_y,
+                                                 self.query_x, self.query_y, self.classes)))
+
+
+def split_classes(classes: int, sizes: list[int], seed: int = 0) -> list[torch.Tensor]:
+    """Split class ids 0…classes−1 into disjoint random groups of the given sizes (fixed by seed).
+
+    >>> train, val = split_classes(10, [7, 3])
+    """
+    if sum(sizes) > classes:
+        raise ValueError(f"cannot take {sum(sizes)} classes out of {classes}")
+    perm = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))
+    return list(perm[: sum(sizes)].split(sizes))
+
+
+class EpisodeSampler:
+    """Draws N-way K-shot episodes from ``data`` using only the class ids in ``classes``.
+
+    Args:
+        data: images and labels.
+        classes: the class ids this sampler may use (e.g. a meta-training split).
+        ways: N, classes per episode.
+        shots: K, support examples per class.
+        queries: query examples per class.
+        seed: seeds the sampler's own generator, so the k-th episode is the same on every run.
+    """
+
+    def __init__(self, data: ImageSet, classes: torch.Tensor, ways: int, shots: int,
+                 queries: int = 15, seed: int = 0):
+        self.data, self.ways, self.shots, self.queries = data, ways, shots, queries
+        self.classes = torch.as_tensor(classes)
+        if len(self.classes) and not 0 <= int(self.classes.min()) <= int(self.classes.max()) < data.classes:
+            raise ValueError(f"class ids must lie in 0…{data.classes - 1} for {data.name}")
+        if ways > len(self.classes):
+            raise ValueError(f"{ways}-way episodes need at least {ways} classes, "
+                             f"the split has {len(self.classes)}")
+        # indices of each class's examples, built once
+        order = torch.argsort(data.y, stable=True)
+        counts = torch.bincount(data.y, minlength=data.classes)
+        self.index = dict(zip(range(data.classes), order.split(counts.tolist())))
+        fewest = min(len(self.index[int(c)]) for c in self.classes)
+        if shots + queries > fewest:
+            raise ValueError(f"shots + queries = {shots + queries} exceeds the {fewest} examples "
+                             "of the smallest class")
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self) -> Episode:
+        """The next episode of this sampler's seeded stream."""
+        g = self.generator
+        chosen = self.classes[torch.randperm(len(self.classes), generator=g)[: self.ways]]
+        support, query = [], []
+        for c in chosen.tolist():
+            idx = self.index[c][torch.randperm(len(self.index[c]), generator=g)]
+            support.append(idx[: self.shots])
+            query.append(idx[self.shots: self.shots + self.queries])
+        support, query = torch.cat(support), torch.cat(query)
+        labels = torch.arange(self.ways)
+        return Episode(self.data.x[support], labels.repeat_interleave(self.shots),
+                       self.data.x[query], labels.repeat_interleave(self.queries), chosen)
+
+    def __iter__(self):
+        while True:
+            yield self.sample()

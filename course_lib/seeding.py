@@ -1,0 +1,26 @@
+"""Reproducibility and the compute device."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch; return a ``torch.Generator`` seeded the same way.
+
+    Every notebook calls this in its first code cell so that its figures are identical on
+    every run (on the same machine and library versions).
+    """
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device() -> torch.device:
+    """The GPU when one is present, otherwise the CPU (every experiment runs on a CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

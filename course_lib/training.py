@@ -1,0 +1,118 @@
+"""Training and evaluation loops shared by every topic.
+
+- :func:`fit`: minibatch gradient descent with Adam, a tqdm progress bar and a :class:`History`.
+- :func:`accuracy`: classification accuracy of a model on a tensor data set.
+- :func:`mean_ci`: mean ± 95% confidence interval, as few-shot papers report over 600 episodes.
+- :func:`evaluate_episodes`: a learner's query accuracy over episodes, as mean ± 95% CI.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass
+class History:
+    """What :func:`fit` saw: training loss every step, validation accuracy every ``eval_every``."""
+
+    loss: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+
+
+def freeze_frozen_batchnorm(model: nn.Module) -> None:
+    """Put batch-norm layers whose parameters are frozen in eval mode.
+
+    A frozen layer must not change: in train mode batch norm would still update its running
+    statistics, so a "frozen" body would drift during a linear probe.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if not any(p.requires_grad for p in module.parameters()):
+                module.eval()
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 1e-3,
+        batch_size: int = 64, params=None, loss_fn=F.cross_entropy, weights=None, val=None,
+        eval_every: int = 0, seed: int = 0, progress: bool = True, desc: str = "fit") -> History:
+    """Train ``model`` on (x, y) for ``steps`` Adam steps on random minibatches.
+
+    Args:
+        model: the network f_θ; only parameters with ``requires_grad`` are updated.
+        x: inputs, shape (n, *input_shape).
+        y: targets, shape (n,) (class labels) or (n, d) (regression).
+        steps: number of gradient steps.
+        lr: learning rate α (ignored for groups in ``params`` that set their own ``lr``).
+        batch_size: minibatch size (the whole set when it is smaller).
+        params: parameters or parameter groups for the optimiser (default: trainable ones).
+        loss_fn: per-batch loss; with ``weights`` it must accept ``reduction="none"``.
+        weights: optional per-example weights, shape (n,) (importance weighting).
+        val: optional ``(x_val, y_val)`` whose accuracy is recorded every ``eval_every`` steps.
+        seed: seeds the minibatch order.
+        progress: show a tqdm progress bar.
+    """
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    history = History()
+    batch_size = min(batch_size, len(x))
+    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        model.train()
+        freeze_frozen_batchnorm(model)
+        idx = torch.randperm(len(x), generator=g)[:batch_size]
+        if weights is None:
+            loss = loss_fn(model(x[idx]), y[idx])
+        else:
+            loss = (weights[idx] * loss_fn(model(x[idx]), y[idx], reduction="none")).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.loss.append(loss.item())
+        if val is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            history.val_step.append(step + 1)
+            history.val_acc.append(accuracy(model, *val))
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Model outputs for x in eval mode, in batches: shape (n, outputs)."""
+    model.eval()
+    return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of x whose arg-max logit is the label y; x: (n, …), y: (n,)."""
+    return (predict(model, x).argmax(1) == y).float().mean().item()
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (1.96 · std / √n)."""
+    v = torch.as_tensor(list(values), dtype=torch.float64)
+    if len(v) < 2:
+        return v.mean().item(), float("nan")
+    return v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v))
+
+
+def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
+                      desc: str = "episodes") -> tuple[float, float]:
+    """Mean ± 95% CI of a learner's query accuracy over ``episodes`` episodes of ``sampler``.
+
+    Args:
+        learner: a function ``(support_x, support_y, query_x) → predicted query labels`` of
+            shape (ways·queries,): it sees the support set 𝒟ᵗʳ and the query inputs, never
+            the query labels.
+        sampler: an :class:`~course_lib.episodes.EpisodeSampler`.
+    """
+    accs = []
+    for _ in tqdm(range(episodes), desc=desc, disable=not progress, leave=False):
+        episode = sampler.sample()
+        predicted = learner(episode.support_x, episode.support_y, episode.query_x)
+        accs.append((predicted == episode.query_y).float().mean().item())
+    return mean_ci(accs)

@@ -1,0 +1,163 @@
+"""Transfer by fine-tuning: freezing, layer-wise learning rates, recipes, pre-training cache."""
+import dataclasses
+
+import pytest
+import torch
+
+from course_lib import finetuning
+from course_lib.budget import get_budget
+from course_lib.data import ImageSet
+from course_lib.episodes import EpisodeSampler
+from course_lib.finetuning import (RECIPES, layerwise_groups, pretrain, set_trainable,
+                                   source_subset, trainable_count, transfer)
+from course_lib.models import ConvNet
+from course_lib.training import predict
+
+W = 8  # channels of the tiny test nets
+
+
+@pytest.fixture
+def tiny_budget():
+    return dataclasses.replace(get_budget("quick"), finetune_steps=3, pretrain_steps=3, width=W)
+
+
+def toy_images(classes: int = 6, per_class: int = 20, seed: int = 0) -> ImageSet:
+    """Random 28×28 images, ``per_class`` consecutive examples per class (Omniglot's layout)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(classes * per_class, 1, 28, 28, generator=g)
+    return ImageSet(x, torch.arange(classes).repeat_interleave(per_class), classes, "toy")
+
+
+@pytest.fixture
+def task():
+    return EpisodeSampler(toy_images(), torch.arange(6), ways=3, shots=2, queries=4).sample()
+
+
+# ---------------------------------------------------------------------------- freezing
+def test_set_trainable_and_count():
+    """checks the prefixes rule and trainable_count against closed forms for width w, c classes."""
+    w, c = W, 5
+    model = ConvNet(c, width=w)
+    first, later, head = 9 * w + 3 * w, 9 * w * w + 3 * w, w * c + c
+    set_trainable(model)
+    assert trainable_count(model) == first + 3 * later + head
+    set_trainable(model, ("head",))  # linear probe
+    assert trainable_count(model) == head
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight",
+                                                                             "head.bias"]
+    set_trainable(model, ("blocks.0",))  # surgical: the first block only
+    assert trainable_count(model) == first
+    set_trainable(model, ("blocks.2", "blocks.3", "head"))
+    assert trainable_count(model) == 2 * later + head
+    set_trainable(model, ())
+    assert trainable_count(model) == 0
+
+
+def test_layerwise_groups():
+    """checks α_head = lr, α_block_i = lr · decay^(depth − i), every parameter in exactly one group."""
+    model = ConvNet(5, width=W)
+    groups = layerwise_groups(model, lr=1e-2, decay=0.5)
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2, 1e-2 / 16, 1e-2 / 8, 1e-2 / 4, 1e-2 / 2])
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert groups[0]["params"] == list(model.head.parameters())
+    # the optimiser uses each group's α: Adam's first step moves a weight by α · sign(g) ≈ α
+    opt = torch.optim.Adam(groups, lr=123.0)
+    before = [[p.detach().clone() for p in g["params"]] for g in groups]
+    model.train()
+    torch.nn.functional.cross_entropy(model(torch.rand(8, 1, 28, 28)), torch.arange(8) % 5).backward()
+    opt.step()
+    for group, old in zip(groups, before):
+        step = torch.cat([(p.detach() - q).abs().flatten() for p, q in zip(group["params"], old)])
+        assert step.median() == pytest.approx(group["lr"], rel=1e-3)
+
+
+def test_source_subset():
+    """checks that source_subset keeps the first classes and only the given drawers."""
+    data = toy_images(classes=6)
+    sub = source_subset(data, 4, range(0, 15))
+    assert len(sub) == 4 * 15 and sub.classes == 4
+    assert torch.equal(sub.y, torch.arange(4).repeat_interleave(15))
+    assert torch.equal(sub.x[:15], data.x[:15]) and torch.equal(sub.x[15:30], data.x[20:35])
+    held = source_subset(data, None, range(15, 20))
+    assert len(held) == 6 * 5 and held.classes == 6
+
+
+# ---------------------------------------------------------------------------- transfer
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_transfer_leaves_theta_and_scores(recipe, task, tiny_budget):
+    """checks every recipe: θ unchanged (weights, buffers, trainability), φ a new net, valid accuracy."""
+    torch.manual_seed(0)
+    theta = ConvNet(10, width=W).eval()
+    state = {k: v.clone() for k, v in theta.state_dict().items()}
+    phi, acc = transfer(theta, task, recipe, tiny_budget, seed=0)
+    assert all(torch.equal(v, theta.state_dict()[k]) for k, v in state.items())
+    assert all(p.requires_grad for p in theta.parameters())
+    assert theta.head.out_features == 10
+    assert phi is not theta
+    logits = predict(phi, task.query_x)
+    assert logits.shape == (len(task.query_y), task.ways)
+    # accuracy is phi's own query accuracy (oracle: recomputed from its logits), k / 12 exactly
+    assert acc == pytest.approx((logits.argmax(1) == task.query_y).float().mean().item())
+    assert 0 <= acc <= 1 and (acc * 12) == pytest.approx(round(acc * 12))
+
+
+def test_scratch_needs_no_theta(task, tiny_budget):
+    """checks that "scratch" ignores θ, so None is accepted, and builds a net of budget.width."""
+    phi, acc = transfer(None, task, "scratch", tiny_budget)
+    assert isinstance(phi, ConvNet) and phi.width == W and 0 <= acc <= 1
+
+
+def test_transfer_is_seeded(task, tiny_budget):
+    """checks that the same seed gives the same φ."""
+    theta = ConvNet(10, width=W)
+    a, _ = transfer(theta, task, "fine-tune", tiny_budget, seed=1)
+    b, _ = transfer(theta, task, "fine-tune", tiny_budget, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_linear_probe_changes_only_the_head(task, tiny_budget):
+    """checks that the linear probe's body is θ's body and the fine-tune's is not."""
+    theta = ConvNet(10, width=W).eval()
+    probe, _ = transfer(theta, task, "linear probe", tiny_budget)
+    tuned, _ = transfer(theta, task, "fine-tune", tiny_budget)
+    body = {k: v for k, v in theta.state_dict().items() if k.startswith("blocks")}
+    assert all(torch.equal(probe.state_dict()[k], v) for k, v in body.items())
+    assert not all(torch.equal(tuned.state_dict()[k], v) for k, v in body.items())
+
+
+def test_unknown_recipe(task, tiny_budget):
+    """checks that a misspelt recipe is a ValueError that quotes it."""
+    with pytest.raises(ValueError, match="unknown recipe 'fine tune'"):
+        transfer(ConvNet(3, width=W), task, "fine tune", tiny_budget)
+
+
+# ---------------------------------------------------------------------------- pre-training cache
+def test_pretrain_caches(tmp_data, tiny_budget, monkeypatch):
+    """checks that pretrain saves θ under cache/models and the second call loads it, untrained."""
+    source = toy_images(classes=4)
+    first = pretrain(source, tiny_budget, seed=0, progress=False)
+    saved = list((tmp_data / "cache" / "models").glob("*.pt"))
+    assert len(saved) == 1 and "toy" in saved[0].name and "seed0" in saved[0].name
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("pretrain trained again instead of loading the cache")
+
+    monkeypatch.setattr(finetuning, "fit", no_training)
+    second = pretrain(source, tiny_budget, seed=0, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(first.state_dict().values(),
+                                                 second.state_dict().values()))
+    assert not second.training and second.head.out_features == 4
+
+
+def test_pretrain_cache_key_separates_runs(tmp_data, tiny_budget):
+    """checks that another seed or tag trains a new θ instead of reusing the cached one."""
+    source = toy_images(classes=4)
+    a = pretrain(source, tiny_budget, seed=0, progress=False)
+    b = pretrain(source, tiny_budget, seed=1, progress=False)
+    shuffled = torch.randperm(len(source.y), generator=torch.Generator().manual_seed(0))
+    c = pretrain(source, tiny_budget, seed=0, labels=source.y[shuffled], tag="-shuffled",
+                 progress=False)
+    assert len(list((tmp_data / "cache" / "models").glob("*.pt"))) == 3
+    assert not torch.equal(a.head.weight, b.head.weight)
+    assert not torch.equal(a.head.weight, c.head.weight)

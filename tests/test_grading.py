@@ -1,0 +1,147 @@
+"""nbgrader round trip of every graded assignment, in a temporary course directory.
+
+(a) the committed ``assignments/`` is exactly what ``generate_assignment`` makes of
+    ``solutions/``; (b) the solutions score full marks; (c) the untouched release scores 0;
+(d) a submission that solves exactly one part scores exactly that part's points, so the
+parts are independent. Scores are read from the gradebook through nbgrader's Python API
+(``course_lib.grading``), never from a command's exit status.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import grading
+
+pytestmark = [
+    pytest.mark.slow,
+    # nbgrader's own gradebook code triggers these SQLAlchemy warnings; they are not ours
+    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+]
+
+REPO = grading.REPO
+ASSIGNMENTS = grading.source_assignments(REPO)
+
+
+def notebook_paths(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.ipynb"))
+
+
+def solution_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    """The cells students write, keyed by grade_id (= the name of the part they solve)."""
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def parts_of(assignment: str) -> list[tuple[str, str, str]]:
+    """(assignment, notebook, part) for every solution cell of the assignment's notebooks."""
+    return [(assignment, path.stem, part)
+            for path in notebook_paths(REPO / "solutions" / assignment)
+            for part in solution_cells(nbformat.read(path, as_version=4))]
+
+
+PARTS = [p for a in ASSIGNMENTS for p in parts_of(a)]
+
+
+def points(assignment: str) -> dict[str, float]:
+    """Points per part over all notebooks of an assignment, from the source metadata."""
+    total: dict[str, float] = {}
+    for path in notebook_paths(REPO / "solutions" / assignment):
+        for part, value in grading.part_points(path).items():
+            total[part] = total.get(part, 0.0) + value
+    return total
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A fresh course directory with the source notebooks and a freshly generated release."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / grading.CONFIG_FILE, root)
+    shutil.copytree(REPO / "solutions", root / "solutions",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    grading.release(course_root=root)
+    with pytest.MonkeyPatch.context() as env:
+        # The graded kernels inherit this: the tests' nets are tiny, and on a busy 2-core
+        # machine two OpenMP threads per kernel made them 10-30x slower than one.
+        env.setenv("OMP_NUM_THREADS", "1")
+        yield root
+
+
+def grade(course: Path, assignment: str, student: str, notebooks: dict) -> dict[str, float]:
+    grading.submit(course, assignment, student, notebooks)
+    return grading.autograde(course, assignment, student)
+
+
+def expected_scores(assignment: str, solved: set[str]) -> dict[str, float]:
+    """Full points for the solved parts, none for the others, and their total."""
+    scores = {part: value if part in solved else 0.0 for part, value in points(assignment).items()}
+    scores["total"] = sum(scores.values())
+    return scores
+
+
+def release_notebooks(course: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
+    return {p.stem: nbformat.read(p, as_version=4)
+            for p in notebook_paths(course / "assignments" / assignment)}
+
+
+# ---------------------------------------------------------------------------- (a)
+def test_every_release_has_a_source():
+    """Checks that assignments/ and solutions/ hold the same assignment folders."""
+    released = sorted(p.name for p in (REPO / "assignments").iterdir() if p.is_dir())
+    assert released == ASSIGNMENTS, (
+        f"assignments/ holds {released} but solutions/ holds {ASSIGNMENTS}: run `make release` "
+        "(and delete releases whose source is gone)")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_release_is_generated(course, assignment):
+    """Checks that assignments/<name>/ holds exactly what generate_assignment writes."""
+    committed, fresh = REPO / "assignments" / assignment, course / "assignments" / assignment
+    files = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    assert files(committed) == files(fresh), (
+        f"assignments/{assignment} holds {files(committed)}, generation gives {files(fresh)}: "
+        "run `make release`")
+    for name in files(fresh):
+        if not name.endswith(".ipynb"):
+            assert (committed / name).read_bytes() == (fresh / name).read_bytes(), name
+            continue
+        old = json.loads((committed / name).read_text())
+        new = json.loads((fresh / name).read_text())
+        stale = [c.get("id") for c, d in zip(old["cells"], new["cells"]) if c != d]
+        assert old == new, (f"assignments/{assignment}/{name} is stale (cells {stale}, or its "
+                            "metadata or cell count, differ): run `make release`")
+
+
+# ---------------------------------------------------------------------------- (b), (c)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solutions_score_full_marks(course, assignment):
+    """Checks that the source notebooks, submitted as a student's, get every point."""
+    notebooks = {p.stem: nbformat.read(p, as_version=4)
+                 for p in notebook_paths(course / "solutions" / assignment)}
+    scores = grade(course, assignment, "solution", notebooks)
+    assert scores == expected_scores(assignment, set(points(assignment))), scores
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_scores_zero(course, assignment):
+    """Checks that the student release, submitted as it is, gets no point."""
+    scores = grade(course, assignment, "untouched", release_notebooks(course, assignment))
+    assert scores == expected_scores(assignment, set()), scores
+
+
+# ---------------------------------------------------------------------------- (d)
+@pytest.mark.parametrize("assignment, notebook, part", PARTS,
+                         ids=[f"{a}-{p}" for a, _, p in PARTS])
+def test_each_part_scores_alone(course, assignment, notebook, part):
+    """Checks that solving exactly one part gives exactly that part's points."""
+    source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb", as_version=4)
+    notebooks = release_notebooks(course, assignment)
+    target = solution_cells(notebooks[notebook])
+    assert part in target, f"the release of {notebook} has no cell with grade_id {part!r}"
+    target[part].source = solution_cells(source)[part].source
+    scores = grade(course, assignment, f"only-{part}", notebooks)
+    assert scores == expected_scores(assignment, {part}), scores

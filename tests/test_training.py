@@ -1,0 +1,214 @@
+"""Training and evaluation loops: fit, accuracy, mean ± 95% CI, episode evaluation, frozen BN."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.data import ImageSet
+from course_lib.episodes import EpisodeSampler
+from course_lib.finetuning import set_trainable
+from course_lib.models import MLP, ConvNet
+from course_lib.training import accuracy, evaluate_episodes, fit, mean_ci, predict
+
+
+def blobs(n: int = 200, seed: int = 0):
+    """Two well-separated Gaussian blobs in 2-D: class 0 around (−2, −2), class 1 around (2, 2)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 2, generator=g) * 0.5 + (4.0 * y[:, None] - 2.0)
+    return x, y
+
+
+def bn_state(model: nn.Module) -> dict:
+    """Copies of every batch-norm buffer (running mean, variance, batches tracked)."""
+    return {k: v.clone() for k, v in model.named_buffers()}
+
+
+# ---------------------------------------------------------------------------- fit
+def test_fit_lowers_the_loss():
+    """checks that fit drives the loss down and separates a separable problem."""
+    torch.manual_seed(0)
+    x, y = blobs()
+    model = MLP(2, hidden=(16,), outputs=2)
+    history = fit(model, x, y, steps=100, lr=1e-2, batch_size=32, progress=False)
+    assert len(history.loss) == 100
+    first, last = sum(history.loss[:10]) / 10, sum(history.loss[-10:]) / 10
+    assert last < 0.2 * first
+    assert accuracy(model, x, y) == 1.0
+    assert not model.training  # fit leaves the model in eval mode
+
+
+def test_fit_records_validation():
+    """checks that val accuracy is recorded every eval_every steps and at the last step."""
+    x, y = blobs()
+    history = fit(MLP(2, hidden=(8,), outputs=2), x, y, steps=25, val=(x, y), eval_every=10,
+                  progress=False)
+    assert history.val_step == [10, 20, 25]
+    assert len(history.val_acc) == 3 and all(0 <= a <= 1 for a in history.val_acc)
+
+
+def test_fit_is_seeded():
+    """checks that the same model init and seed give identical weights (minibatch order fixed)."""
+    x, y = blobs()
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = MLP(2, hidden=(8,), outputs=2)
+        fit(model, x, y, steps=20, batch_size=16, seed=5, progress=False)
+        weights.append(torch.cat([p.flatten() for p in model.parameters()]))
+    assert torch.equal(*weights)
+
+
+def test_fit_updates_only_trainable_parameters():
+    """checks that frozen parameters do not move."""
+    x, y = blobs()
+    model = MLP(2, hidden=(8,), outputs=2)
+    set_trainable(model, ("head",))
+    body = [p.clone() for p in model.blocks.parameters()]
+    head = model.head.weight.clone()
+    fit(model, x, y, steps=10, lr=1e-2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(body, model.blocks.parameters()))
+    assert not torch.equal(head, model.head.weight)
+
+
+def test_fit_with_weights_matches_unweighted_when_uniform():
+    """checks the importance-weighted loss: weights of 1 give exactly the plain loss path."""
+    x, y = blobs()
+    runs = []
+    for weights in (None, torch.ones(len(y))):
+        torch.manual_seed(0)
+        model = MLP(2, hidden=(8,), outputs=2)
+        runs.append(fit(model, x, y, steps=5, weights=weights, progress=False).loss)
+    assert runs[0] == pytest.approx(runs[1], rel=1e-6)
+
+
+def test_fit_with_zero_weight_class_ignores_it():
+    """checks that examples with weight 0 contribute nothing: only class 1 is learnt."""
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = MLP(2, hidden=(8,), outputs=2)
+    fit(model, x, y, steps=100, lr=1e-2, weights=(y == 1).float(), progress=False)
+    assert (predict(model, x).argmax(1) == 1).all()
+
+
+# ---------------------------------------------------------------------------- accuracy
+def test_accuracy_against_hand_computed():
+    """checks accuracy with a hand-set linear model: logits = x, so the prediction is argmax x."""
+    model = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+    x = torch.tensor([[5.0, 0, 0], [0, 5, 0], [0, 0, 5], [5, 0, 0], [0, 5, 0]])
+    y = torch.tensor([0, 1, 2, 2, 2])  # the first three are right, the last two wrong
+    assert accuracy(model, x, y) == pytest.approx(3 / 5)
+    assert predict(model, x, batch_size=2).shape == (5, 3)  # batched like the whole set
+    assert torch.equal(predict(model, x, batch_size=2), predict(model, x))
+
+
+# ---------------------------------------------------------------------------- mean_ci
+def test_mean_ci_closed_form():
+    """checks mean and 1.96 · s / √n, with s the sample (n − 1) standard deviation."""
+    values = [1.0, 2.0, 3.0, 4.0]
+    mean, half = mean_ci(values)
+    s = math.sqrt(sum((v - 2.5) ** 2 for v in values) / 3)  # = √(5/3)
+    assert mean == pytest.approx(2.5)
+    assert half == pytest.approx(1.96 * s / 2)
+    assert half == pytest.approx(1.2651746, rel=1e-6)  # the number itself
+
+
+def test_mean_ci_edge_cases():
+    """checks a constant sample (half-width 0), a single value (NaN) and generator input."""
+    assert mean_ci([0.7] * 10) == (pytest.approx(0.7), pytest.approx(0.0, abs=1e-12))
+    mean, half = mean_ci([0.3])
+    assert mean == pytest.approx(0.3) and math.isnan(half)
+    assert mean_ci(v for v in (0.0, 1.0))[0] == pytest.approx(0.5)
+
+
+def test_mean_ci_shrinks_like_root_n():
+    """checks that repeating a sample k times shrinks the half-width by about √k."""
+    base = [0.2, 0.5, 0.9, 0.4]
+    _, h1 = mean_ci(base)
+    _, h4 = mean_ci(base * 16)
+    s1 = math.sqrt(sum((v - 0.5) ** 2 for v in base) / 3)
+    s16 = math.sqrt(16 * sum((v - 0.5) ** 2 for v in base) / 63)
+    assert h4 / h1 == pytest.approx((s16 / 8) / (s1 / 2))
+
+
+# ---------------------------------------------------------------------------- evaluate_episodes
+def constant_images(classes: int = 10, per_class: int = 20) -> ImageSet:
+    """Every image of class c is the constant c / classes: a 1-shot task is trivially solvable."""
+    y = torch.arange(classes).repeat_interleave(per_class)
+    x = (y.float() / classes).view(-1, 1, 1, 1).expand(-1, 1, 28, 28).clone()
+    return ImageSet(x, y, classes, "constant")
+
+
+def nearest_neighbour(support_x, support_y, query_x):
+    """A learner that uses only the support set and query inputs."""
+    dist = torch.cdist(query_x.flatten(1), support_x.flatten(1))
+    return support_y[dist.argmin(1)]
+
+
+def test_evaluate_perfect_learner():
+    """checks mean 1 and CI 0 for a learner that is always right."""
+    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=5, shots=1, queries=5)
+    mean, half = evaluate_episodes(nearest_neighbour, sampler, episodes=20, progress=False)
+    assert mean == 1.0 and half == 0.0
+
+
+def test_evaluate_random_learner():
+    """checks that a guessing learner scores about 1 / ways, inside a few CIs."""
+    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=5, shots=1, queries=10)
+    g = torch.Generator().manual_seed(0)
+
+    def guess(support_x, support_y, query_x):
+        return torch.randint(int(support_y.max()) + 1, (len(query_x),), generator=g)
+
+    mean, half = evaluate_episodes(guess, sampler, episodes=200, progress=False)
+    assert abs(mean - 0.2) < max(3 * half, 0.02)
+    assert 0 < half < 0.05  # 1.96 · √(0.2·0.8/10) / √200 ≈ 0.017
+
+
+def test_evaluate_one_episode_per_call():
+    """checks that evaluate_episodes consumes exactly `episodes` episodes of the stream."""
+    calls = []
+    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=2, shots=1, queries=1)
+    evaluate_episodes(lambda sx, sy, qx: calls.append(qx) or torch.zeros(len(qx)), sampler,
+                      episodes=7, progress=False)
+    assert len(calls) == 7
+
+
+# ---------------------------------------------------------------------------- frozen batch norm
+def test_frozen_body_batchnorm_stats_do_not_change():
+    """checks the frozen-BN rule: a linear probe leaves the body's running statistics alone."""
+    torch.manual_seed(0)
+    model = ConvNet(3, width=8)
+    x, y = torch.rand(30, 1, 28, 28), torch.arange(30) % 3
+    set_trainable(model, ("head",))
+    before = bn_state(model)
+    fit(model, x, y, steps=5, progress=False)
+    after = bn_state(model)
+    assert all(torch.equal(before[k], after[k]) for k in before), "a frozen BN layer drifted"
+
+
+def test_trainable_body_batchnorm_stats_do_change():
+    """checks the control: when the body trains, its running statistics are updated."""
+    torch.manual_seed(0)
+    model = ConvNet(3, width=8)
+    x, y = torch.rand(30, 1, 28, 28), torch.arange(30) % 3
+    before = bn_state(model)
+    fit(model, x, y, steps=5, progress=False)
+    after = bn_state(model)
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_partly_frozen_body():
+    """checks that only the frozen blocks keep their statistics (surgical fine-tuning)."""
+    torch.manual_seed(0)
+    model = ConvNet(3, width=8)
+    x, y = torch.rand(30, 1, 28, 28), torch.arange(30) % 3
+    set_trainable(model, ("blocks.3", "head"))
+    before = bn_state(model)
+    fit(model, x, y, steps=3, progress=False)
+    after = bn_state(model)
+    for k in before:
+        assert torch.equal(before[k], after[k]) == (not k.startswith("blocks.3")), k
