@@ -13,7 +13,8 @@ import torch
 from .results import build_dir
 
 
-def _finish(fig, name: str | None):
+def finish(fig, name: str | None = None):
+    """Tighten the layout and, given a name, save as build/figures/<name>.png; return fig."""
     fig.tight_layout()
     if name:
         folder = build_dir() / "figures"
@@ -35,7 +36,7 @@ def show_images(x: torch.Tensor, titles=None, ncols: int = 10, title: str = "",
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=8)
     fig.suptitle(title)
-    return _finish(fig, name)
+    return finish(fig, name)
 
 
 def bars(names, means, cis, ylabel: str, title: str = "", name: str | None = None):
@@ -47,7 +48,7 @@ def bars(names, means, cis, ylabel: str, title: str = "", name: str | None = Non
     ax.set_xlabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _finish(fig, name)
+    return finish(fig, name)
 
 
 def curves(x, series: dict, xlabel: str, ylabel: str, title: str = "", logx: bool = False,
@@ -65,7 +66,7 @@ def curves(x, series: dict, xlabel: str, ylabel: str, title: str = "", logx: boo
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _finish(fig, name)
+    return finish(fig, name)
 
 
 def filters(weights: dict, title: str = "", name: str | None = None):
@@ -84,4 +85,4 @@ def filters(weights: dict, title: str = "", name: str | None = None):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)
-    return _finish(fig, name)
+    return finish(fig, name)
