@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .finetuning import set_trainable
@@ -24,15 +23,15 @@ class LowRankConv2d(nn.Module):
         self.conv = conv
         for p in conv.parameters():
             p.requires_grad_(False)
-        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        fan_in = conv.weight[0].numel()  # (in / groups) · k · k
         self.A = nn.Parameter(torch.randn(rank, fan_in) / fan_in ** 0.5)
         self.B = nn.Parameter(torch.zeros(conv.out_channels, rank))
         self.scale = alpha / rank
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         delta = (self.B @ self.A).view_as(self.conv.weight)  # (out, in, k, k)
-        return F.conv2d(x, self.conv.weight + self.scale * delta, self.conv.bias,
-                        self.conv.stride, self.conv.padding)
+        # the wrapped conv's own forward: keeps its stride, padding (mode), dilation and groups
+        return self.conv._conv_forward(x, self.conv.weight + self.scale * delta, self.conv.bias)
 
 
 def with_adapters(theta: nn.Module, rank: int, ways: int) -> nn.Module:

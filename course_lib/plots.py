@@ -32,7 +32,7 @@ def show_images(x: torch.Tensor, titles=None, ncols: int = 10, title: str = "",
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(x):
-            ax.imshow(x[i], cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(x[i].numpy(), cmap="gray_r", vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=8)
     fig.suptitle(title)
@@ -80,7 +80,7 @@ def filters(weights: dict, title: str = "", name: str | None = None):
         strip = torch.ones(k, len(w) * (k + 1))
         for i, f in enumerate(w):
             strip[:, i * (k + 1): i * (k + 1) + k] = f
-        ax.imshow(strip, cmap="gray")
+        ax.imshow(strip.numpy(), cmap="gray")
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
         ax.set_xticks([])
         ax.set_yticks([])

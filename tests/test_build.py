@@ -1,0 +1,220 @@
+"""The course's main job (course_lib.build): notebook order, data needs, skip / fail bookkeeping.
+
+The fast tests replace ``build.execute`` by a stand-in; the slow ones run tiny generated
+notebooks in a real ``python3`` kernel. None of them executes a lecture notebook.
+"""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from course_lib import build, data
+from course_lib.data import DataUnavailable
+
+REPORT_CELL = ('from course_lib.budget import get_budget\n'
+               'from course_lib.results import report\n'
+               'report("{name}", get_budget("quick"), x=1.0)')
+
+
+def write_notebook(folder: Path, name: str, source: str = "1 + 1", needs=None) -> Path:
+    """A one-cell notebook ``folder/<name>.ipynb``; ``needs`` goes into its course metadata."""
+    nb = new_notebook(cells=[new_code_cell(source)])
+    if needs is not None:
+        nb.metadata["course"] = {"data": list(needs)}
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """COURSE_BUILD and an empty COURSE_DATA under tmp_path; a folder for the notebooks."""
+    monkeypatch.setenv("COURSE_BUILD", str(tmp_path / "build"))
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("COURSE_BUDGET", "quick")
+    monkeypatch.setattr(data, "REPO", tmp_path / "repo")  # no fallback cache in the repository
+    (tmp_path / "data").mkdir()
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def omniglot_missing(monkeypatch, tmp_path):
+    """data.available says Omniglot is missing (as offline with an empty COURSE_DATA) and counts
+    its calls; any other data set is there."""
+    calls = []
+
+    def available(name):
+        calls.append(name)
+        if name == "omniglot":
+            return DataUnavailable("Omniglot", tmp_path / "data", "it is not there (test)")
+        return None
+
+    monkeypatch.setattr(data, "available", available)
+    return calls
+
+
+@pytest.fixture
+def fake_execute(monkeypatch):
+    """build.execute stand-in: records the order, runs nothing; a notebook whose only cell is
+    ``raise`` fails, one whose cell calls report writes that notebook's figures file."""
+    ran = []
+
+    def execute(path, out):
+        ran.append(path.stem)
+        source = nbformat.read(path, as_version=4).cells[0].source
+        if source.startswith("raise"):
+            raise RuntimeError(f"boom in {path.stem}")
+        if "report(" in source:
+            folder = out / "figures"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{path.stem}.json").write_text(json.dumps({"figures": {"x": 1.0}}))
+        return 0.5
+
+    monkeypatch.setattr(build, "execute", execute)
+    return ran
+
+
+def results_json(env: Path) -> dict:
+    return json.loads((env.parent / "build" / "results.json").read_text())
+
+
+# ---------------------------------------------------------------------------- helpers
+def test_needed_data():
+    """checks the data sets listed in a notebook's course metadata, and [] without it."""
+    assert build.needed_data(new_notebook()) == []
+    nb = new_notebook(metadata={"course": {"data": ["omniglot", "mnist"]}})
+    assert build.needed_data(nb) == ["omniglot", "mnist"]
+    assert build.needed_data(new_notebook(metadata={"course": {}})) == []
+
+
+def test_notebooks_in_course_order(tmp_path):
+    """checks only numbered notebooks, sorted by file name (01a < 01b < 01c < 02 < 10)."""
+    for name in ["10_late", "02_meta", "01c_taxonomy", "01a_transfer", "01b_what", "README",
+                 "scratch"]:
+        write_notebook(tmp_path, name)
+    (tmp_path / "03_notes.txt").write_text("not a notebook")
+    assert [p.name for p in build.notebooks(tmp_path)] == [
+        "01a_transfer.ipynb", "01b_what.ipynb", "01c_taxonomy.ipynb", "02_meta.ipynb",
+        "10_late.ipynb"]
+
+
+def test_notebooks_default_is_the_course_folder():
+    """checks the default folder is notebooks/ of the repository, every name numbered, sorted."""
+    found = build.notebooks()
+    assert found, "no lecture notebooks found"
+    assert all(p.parent == build.REPO / "notebooks" for p in found)
+    assert all(p.name[0].isdigit() for p in found)
+    assert [p.name for p in found] == sorted(p.name for p in found)
+
+
+# ---------------------------------------------------------------------------- main, fast
+def test_main_skips_notebooks_whose_data_is_missing(env, omniglot_missing, fake_execute, capsys):
+    """checks the skip: not executed, listed in results.json with the loader's message, printed;
+    data.available asked once per data set; exit code 0."""
+    write_notebook(env, "01_needs_omniglot", "raise SystemExit", needs=["omniglot"])
+    write_notebook(env, "02_tiny", REPORT_CELL.format(name="02_tiny"))
+    write_notebook(env, "03_also_omniglot", "raise SystemExit", needs=["omniglot", "mnist"])
+
+    assert build.main(folder=env) == 0
+    assert fake_execute == ["02_tiny"]
+    assert sorted(omniglot_missing) == ["mnist", "omniglot"]  # each data set checked once
+    res = results_json(env)
+    assert res["budget"] == "quick"
+    assert res["notebooks"] == {"02_tiny": {"budget": "quick", "seconds": 0.5,
+                                            "figures": {"x": 1.0}}}
+    assert set(res["skipped"]) == {"01_needs_omniglot", "03_also_omniglot"}
+    (message,) = res["skipped"]["01_needs_omniglot"]
+    assert "Omniglot" in message and "COURSE_DATA" in message
+    assert res["failed"] == {} and res["benchmarks"] == {}
+    out = capsys.readouterr().out
+    assert "[skip] 01_needs_omniglot: needs Omniglot" in out
+    assert "Skipped because a data set is missing" in out
+    assert "- 03_also_omniglot" in out and "COURSE_DATA" in out.split("Skipped")[1]
+
+
+def test_main_keeps_going_after_a_failure(env, omniglot_missing, fake_execute, capsys):
+    """checks that a failing notebook is recorded under "failed", the later ones still run,
+    and the exit code is 1."""
+    write_notebook(env, "01_boom", "raise RuntimeError('boom')")
+    write_notebook(env, "02_tiny", REPORT_CELL.format(name="02_tiny"))
+    assert build.main(folder=env) == 1
+    assert fake_execute == ["01_boom", "02_tiny"]
+    res = results_json(env)
+    assert res["failed"] == {"01_boom": "RuntimeError: boom in 01_boom"}
+    assert "02_tiny" in res["notebooks"] and "01_boom" not in res["notebooks"]
+    out = capsys.readouterr().out
+    assert "[FAIL] 01_boom: RuntimeError" in out and "FAILED 01_boom" in out
+
+
+def test_main_drops_stale_figures(env, omniglot_missing, fake_execute):
+    """checks that figures left by an earlier build do not survive a run that reports none."""
+    write_notebook(env, "01_silent")
+    stale = env.parent / "build" / "figures" / "01_silent.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"figures": {"old": 0.1}}))
+    assert build.main(folder=env) == 0
+    assert results_json(env)["notebooks"]["01_silent"]["figures"] == {}
+    assert not stale.exists()
+
+
+def test_main_benchmarks_only_with_omniglot(env, monkeypatch, fake_execute):
+    """checks that the cached-load benchmark runs when Omniglot is there and is left out when not."""
+    write_notebook(env, "01_tiny")
+    monkeypatch.setattr(data, "available", lambda name: None)
+    monkeypatch.setattr(build, "benchmarks", lambda: {"omniglot_cached_load_seconds": 0.1})
+    assert build.main(folder=env) == 0
+    assert results_json(env)["benchmarks"] == {"omniglot_cached_load_seconds": 0.1}
+
+
+def test_main_without_omniglot_and_without_network(env, no_network, fake_execute, capsys):
+    """checks that a build whose notebooks need no data set, with Omniglot absent and no network,
+    still writes results.json and exits 0 (no benchmark) instead of raising DataUnavailable."""
+    write_notebook(env, "01_tiny")
+    assert build.main(folder=env) == 0
+    res = results_json(env)
+    assert res["benchmarks"] == {} and "01_tiny" in res["notebooks"]
+
+
+# ---------------------------------------------------------------------------- main, real kernels
+@pytest.mark.slow
+def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
+    """checks a real run: the tiny notebook executed (seconds > 0, figures {"x": 1.0}, executed
+    copy and HTML saved), the Omniglot notebook skipped with its message, exit code 0."""
+    write_notebook(env, "01_needs_omniglot", "raise SystemExit('must not run')",
+                   needs=["omniglot"])
+    write_notebook(env, "02_tiny", REPORT_CELL.format(name="02_tiny"))
+    assert build.main(folder=env) == 0
+    res = results_json(env)
+    record = res["notebooks"]["02_tiny"]
+    assert record["seconds"] > 0
+    assert record["figures"] == {"x": 1.0}
+    assert record["budget"] == "quick"
+    assert list(res["notebooks"]) == ["02_tiny"]
+    (message,) = res["skipped"]["01_needs_omniglot"]
+    assert "Omniglot" in message and "COURSE_DATA" in message
+    assert res["failed"] == {}
+    out = env.parent / "build"
+    executed = nbformat.read(out / "notebooks" / "02_tiny.ipynb", as_version=4)
+    assert "x" in "".join(o.get("text", "") for o in executed.cells[0].outputs)
+    assert (out / "html" / "02_tiny.html").exists()
+    assert not (out / "notebooks" / "01_needs_omniglot.ipynb").exists()
+    printed = capsys.readouterr().out
+    assert "[skip] 01_needs_omniglot" in printed and "- 01_needs_omniglot" in printed
+
+
+@pytest.mark.slow
+def test_main_real_failure_then_later_notebook_runs(env, omniglot_missing, capsys):
+    """checks a real failing cell: "failed" names the error, the next notebook still runs, exit 1."""
+    write_notebook(env, "01_boom", "raise ValueError('boom from the test')")
+    write_notebook(env, "02_tiny", REPORT_CELL.format(name="02_tiny"))
+    assert build.main(folder=env) == 1
+    res = results_json(env)
+    assert list(res["failed"]) == ["01_boom"]
+    assert "boom from the test" in res["failed"]["01_boom"]
+    assert res["notebooks"]["02_tiny"]["figures"] == {"x": 1.0}
+    assert (env.parent / "build" / "notebooks" / "01_boom.ipynb").exists()  # saved even so
+    assert "FAILED 01_boom" in capsys.readouterr().out
