@@ -22,7 +22,9 @@ class Episode:
         support_y: shape (ways·shots,), labels 0…ways−1 (relabelled per episode).
         query_x: shape (ways·queries, *input_shape).
         query_y: shape (ways·queries,).
-        classes: shape (ways,), the data set's class ids behind labels 0…ways−1.
+        classes: what identifies the task 𝒯ᵢ: for classification, shape (ways,), the data
+            set's class ids behind labels 0…ways−1; for regression, the parameters that
+            generated the task (e.g. a sinusoid's amplitude and phase).
     """
 
     support_x: torch.Tensor

@@ -14,10 +14,16 @@ import torch
 from torch import nn
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+def conv_block(in_channels: int, out_channels: int, batch_stats: bool = False) -> nn.Sequential:
+    """conv 3×3 → batch norm → ReLU → 2×2 max-pool.
+
+    ``batch_stats=True`` normalises with the current batch's statistics always (no running
+    averages), as MAML's reference implementation does; the block then has no buffers and is a
+    pure function of its parameters, which ``torch.func`` transforms need.
+    """
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
+        nn.BatchNorm2d(out_channels, track_running_stats=not batch_stats),
         nn.ReLU(),
         nn.MaxPool2d(2),
     )
@@ -30,13 +36,16 @@ class ConvNet(nn.Module):
         outputs: number of classes of the head (0: no head, forward returns features).
         width: channels of every block (64 in the papers, 32 for a laptop).
         in_channels: 1 for Omniglot / MNIST.
+        depth: number of conv blocks.
+        batch_stats: batch norm always uses batch statistics (for MAML; see :func:`conv_block`).
     """
 
-    def __init__(self, outputs: int, width: int = 32, in_channels: int = 1, depth: int = 4):
+    def __init__(self, outputs: int, width: int = 32, in_channels: int = 1, depth: int = 4,
+                 batch_stats: bool = False):
         super().__init__()
         self.width = width
-        self.blocks = nn.Sequential(*(conv_block(in_channels if i == 0 else width, width)
-                                      for i in range(depth)))
+        self.blocks = nn.Sequential(*(conv_block(in_channels if i == 0 else width, width,
+                                                 batch_stats) for i in range(depth)))
         self.head = nn.Linear(width, outputs) if outputs else nn.Identity()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
