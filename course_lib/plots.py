@@ -86,3 +86,32 @@ def filters(weights: dict, title: str = "", name: str | None = None):
         ax.set_yticks([])
     fig.suptitle(title)
     return finish(fig, name)
+
+
+def running_mean(values, window: int) -> torch.Tensor:
+    """Mean of each run of ``window`` consecutive values (shorter at the start)."""
+    v = torch.as_tensor(list(values), dtype=torch.float64)
+    c = torch.cat([torch.zeros(1, dtype=torch.float64), v.cumsum(0)])  # c[i] = v[0] + … + v[i−1]
+    end = torch.arange(1, len(v) + 1)
+    start = (end - window).clamp(min=0)
+    return (c[end] - c[start]) / (end - start)
+
+
+def traces(series: dict, xlabel: str, ylabel: str, title: str = "", smooth: int = 1,
+           hline: float | None = None, hline_label: str = "", name: str | None = None):
+    """One line per series, each ``label → (x, y)`` with its own x values (e.g. training steps).
+
+    ``smooth`` plots the running mean of that many points; ``hline`` draws a dashed reference
+    line (e.g. the loss of chance, ln N).
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (x, y) in series.items():
+        ax.plot(list(x), running_mean(y, smooth).tolist(), label=label)
+    if hline is not None:
+        ax.axhline(hline, color="gray", linestyle="--", label=hline_label or None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return finish(fig, name)
