@@ -1,0 +1,141 @@
+"""The baselines of "A closer look at few-shot classification", and its comparison protocol.
+
+Chen, Liu, Kira, Wang & Huang (2019) showed that plain transfer learning — train a classifier
+on all meta-training classes, then fit a new head on each test task's support set — is close
+to (and with a cosine classifier often above) the meta-learners, once every method gets the
+same backbone and the same test episodes.
+
+- **Baseline**: stage 1 trains f_θ with a linear head on the meta-training classes; stage 2
+  freezes f_θ and fits a new linear head W on 𝒟ᵗʳ of each test episode.
+- **Baseline++**: the same with a cosine classifier, logits s · cos(f_θ(x), w_k), in both
+  stages; normalising both sides makes the head compare directions, which reduces the
+  intra-class variation the head has to absorb.
+
+:func:`compare_learners` evaluates any few-shot learners on the same seeded test episodes.
+Used by ``notebooks/06_prototypical_networks.ipynb``.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .budget import Budget
+from .data import ImageSet
+from .episodes import EpisodeSampler
+from .models import ConvNet
+from .seeding import seed_everything
+from .training import evaluate_episodes, fit
+
+
+def cosine_logits(z: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
+    """s · cos(z_i, w_k) for every input z_i and class weight w_k.
+
+    Args:
+        z: features f_θ(x), shape (n, d).
+        w: one weight vector per class, shape (ways, d).
+        scale: s; cosines lie in [−1, 1], so s sets how peaked the softmax can get.
+
+    Returns:
+        logits, shape (n, ways); unchanged when a row of z or of w is multiplied by a
+        positive number.
+    """
+    return scale * F.normalize(z, dim=1) @ F.normalize(w, dim=1).T
+
+
+class CosineClassifier(nn.Module):
+    """Baseline++'s head: (n, features) → (n, classes) logits s · cos(z, w_k), no bias."""
+
+    def __init__(self, features: int, classes: int, scale: float = 10.0):
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(classes, features))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's initialisation
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return cosine_logits(z, self.weight, self.scale)
+
+
+def new_head(features: int, classes: int, cosine: bool, scale: float = 10.0) -> nn.Module:
+    """A freshly initialised head: linear (Baseline) or cosine (Baseline++)."""
+    return CosineClassifier(features, classes, scale) if cosine else nn.Linear(features, classes)
+
+
+def pretrain_classifier(source: ImageSet, budget: Budget, cosine: bool = False,
+                        steps: int | None = None, batch_size: int = 64, lr: float = 1e-3,
+                        seed: int = 0, progress: bool = True) -> tuple[ConvNet, float]:
+    """Stage 1: θ trained to classify all of ``source``'s classes; returns (θ, seconds).
+
+    Args:
+        source: the meta-training classes as one ordinary classification data set.
+        budget: gives ``width`` and the default number of steps (``budget.pretrain_steps``).
+        cosine: a cosine head (Baseline++) instead of a linear one (Baseline).
+
+    The linear case is the network of :func:`course_lib.finetuning.pretrain`; it is trained
+    here without that function's disk cache so that its training time can be reported.
+    """
+    seed_everything(seed)
+    theta = ConvNet(source.classes, width=budget.width)
+    theta.head = new_head(budget.width, source.classes, cosine)
+    theta.to(memory_format=torch.channels_last)  # faster on a CPU, as in protonets.meta_train
+    start = time.perf_counter()
+    fit(theta, source.x, source.y, steps or budget.pretrain_steps, lr=lr, batch_size=batch_size,
+        seed=seed, progress=progress,
+        desc=f"pre-train {'Baseline++' if cosine else 'Baseline'} θ on {source.name}")
+    return theta.eval(), time.perf_counter() - start
+
+
+def learner(theta: ConvNet, cosine: bool = False, steps: int = 100, lr: float = 1e-2,
+                     scale: float = 10.0):
+    """Stage 2 as a learner: ``(support_x, support_y, query_x) → predicted labels``.
+
+    The embedding f_θ stays frozen (eval mode, so batch norm uses its running statistics);
+    a new head is fitted by ``steps`` full-batch Adam steps at ``lr`` on the support features
+    (ways·shots, d) and applied to the query features. Pass it to
+    :func:`course_lib.training.evaluate_episodes`.
+
+    Args:
+        theta: a network with ``features(x) → (n, d)`` (the stage-1 θ; its head is unused).
+        cosine: fit a cosine head (Baseline++) instead of a linear one (Baseline).
+    """
+
+    def predict(support_x, support_y, query_x):
+        theta.eval()
+        with torch.no_grad():  # f_θ is frozen: embed once, train the head on the features
+            z_support, z_query = theta.features(support_x), theta.features(query_x)
+        head = new_head(z_support.shape[1], int(support_y.max()) + 1, cosine, scale)
+        fit(head, z_support, support_y, steps, lr=lr, batch_size=len(z_support),
+            progress=False)
+        with torch.no_grad():
+            return head(z_query).argmax(1)
+
+    return predict
+
+
+def compare_learners(learners: dict, data: ImageSet, shots: list[int], episodes: int,
+                     ways: int = 5, queries: int = 15, seed: int = 2019,
+                     progress: bool = True) -> dict[str, list[tuple[float, float]]]:
+    """Test accuracy (mean, 95% CI) of each learner at each shot count, on the same episodes.
+
+    Args:
+        learners: name → ``make(shots)`` returning a learner ``(support_x, support_y,
+            query_x) → labels`` for that shot count; adding a method is one entry.
+        data: the meta-test classes (all of them are used).
+        shots: K values, e.g. ``[1, 5]``.
+        episodes: test episodes per K (600 in the literature).
+        seed: seeds the test episodes; every learner sees the same ``episodes`` episodes.
+
+    Returns:
+        name → one (mean, ci) per K in ``shots``.
+    """
+    results = {}
+    for name, make in tqdm(learners.items(), desc="learners", disable=not progress, leave=False):
+        results[name] = []
+        for k in shots:
+            sampler = EpisodeSampler(data, torch.arange(data.classes), ways, k, queries, seed)
+            results[name].append(evaluate_episodes(make(k), sampler, episodes, progress=progress,
+                                                   desc=f"{name} {ways}-way {k}-shot"))
+    return results

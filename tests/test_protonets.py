@@ -1,0 +1,213 @@
+"""Prototypical networks: prototypes, distances, the episode loss, training and the learner."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.data import ImageSet
+from course_lib.episodes import Episode, EpisodeSampler
+from course_lib.models import ConvNet
+from course_lib import protonets
+from course_lib.protonets import (accuracy_by_shots, episode_logits, episode_loss, meta_train,
+                                  proto_logits, prototypes, squared_distances)
+from course_lib.training import evaluate_episodes
+
+
+def blob_images(classes: int = 6, per_class: int = 20, noise: float = 0.05,
+                seed: int = 0) -> ImageSet:
+    """28×28 images: class k is one bright 7×7 square at its own place, plus a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    x = noise * torch.rand(classes * per_class, 1, 28, 28, generator=g)
+    y = torch.arange(classes).repeat_interleave(per_class)
+    for k in range(classes):
+        row, col = divmod(k, 4)
+        x[y == k, :, 7 * row: 7 * row + 7, 7 * col: 7 * col + 7] += 1.0
+    return ImageSet(x, y, classes, "blobs")
+
+
+class Flat(nn.Module):
+    """The identity embedding f(x) = x flattened: prototypes become mean images."""
+
+    def forward(self, x):
+        return x.flatten(1)
+
+    def features(self, x):
+        return x.flatten(1)
+
+
+# ---------------------------------------------------------------------------- pure pieces
+def test_prototypes_by_hand():
+    """checks c_k against class means computed by hand, labels in any order, an empty class."""
+    z = torch.tensor([[0.0, 0.0], [2.0, 4.0], [1.0, 1.0], [5.0, -1.0], [3.0, 3.0]])
+    y = torch.tensor([0, 0, 1, 1, 1])
+    c = prototypes(z, y, ways=3)
+    expected = torch.tensor([[1.0, 2.0], [3.0, 1.0], [0.0, 0.0]])  # class 2 has no example
+    assert torch.allclose(c, expected)
+    perm = torch.tensor([4, 1, 3, 0, 2])  # order of the support set does not matter
+    assert torch.allclose(prototypes(z[perm], y[perm], ways=3), expected)
+
+
+def test_prototypes_gradient_is_a_mean():
+    """checks ∂c_k/∂z_i = 1/|𝒟ᵗʳ_k| for i in class k (autograd), so every shot counts equally."""
+    z = torch.randn(6, 3, requires_grad=True)
+    y = torch.tensor([0, 0, 0, 1, 1, 2])
+    prototypes(z, y, 3).sum().backward()
+    assert torch.allclose(z.grad[:, 0], torch.tensor([1 / 3, 1 / 3, 1 / 3, 1 / 2, 1 / 2, 1.0]))
+
+
+def test_squared_distances_by_hand():
+    """checks ‖z − c‖² on 3-4-5 triangles and against torch.cdist² on random points."""
+    z = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    c = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    assert torch.equal(squared_distances(z, c), torch.tensor([[0.0, 9.0, 16.0], [25.0, 16.0, 9.0]]))
+    assert torch.equal(proto_logits(z, c), -squared_distances(z, c))
+    g = torch.Generator().manual_seed(0)
+    z, c = torch.randn(7, 5, generator=g), torch.randn(4, 5, generator=g)
+    assert torch.allclose(squared_distances(z, c), torch.cdist(z, c) ** 2, atol=1e-5)
+    assert (squared_distances(z, c) >= 0).all()
+
+
+def test_nearest_prototype_wins():
+    """checks that the arg-max logit is the nearest prototype (a query at c_k is classified k)."""
+    c = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    z = c + 0.1 * torch.randn(3, 2)
+    assert torch.equal(proto_logits(z, c).argmax(1), torch.arange(3))
+
+
+def test_episode_loss_is_cross_entropy_over_negative_distances():
+    """checks ℒ against an oracle written out: cross-entropy of −‖f(x) − mean_k f(x')‖²."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    ways, shots, queries = 3, 2, 4
+    episode = Episode(torch.randn(ways * shots, 4), torch.arange(ways).repeat_interleave(shots),
+                      torch.randn(ways * queries, 4), torch.arange(ways).repeat_interleave(queries),
+                      torch.arange(ways))
+    loss, acc = episode_loss(model, episode)
+    # oracle: explicit loops, log-softmax written by hand
+    with torch.no_grad():
+        zs, zq = model(episode.support_x), model(episode.query_x)
+        c = torch.stack([zs[episode.support_y == k].mean(0) for k in range(ways)])
+        d = torch.tensor([[((q - ck) ** 2).sum().item() for ck in c] for q in zq])
+        log_p = -d - torch.logsumexp(-d, dim=1, keepdim=True)
+        oracle = -log_p[torch.arange(len(zq)), episode.query_y].mean()
+        oracle_acc = ((-d).argmax(1) == episode.query_y).float().mean().item()
+    assert loss.item() == pytest.approx(oracle.item(), rel=1e-5)
+    assert acc == pytest.approx(oracle_acc)
+    assert loss.item() == pytest.approx(F.cross_entropy(-d, episode.query_y).item(), rel=1e-5)
+
+
+def test_gradients_reach_theta():
+    """checks that the episode loss sends a gradient to every parameter of f_θ."""
+    model = ConvNet(0, width=4)
+    episode = EpisodeSampler(blob_images(), torch.arange(6), ways=3, shots=2, queries=3).sample()
+    model.train()
+    episode_loss(model, episode)[0].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------- learner
+def test_learner_solves_separable_episodes():
+    """checks 100% query accuracy on well-separated classes with the identity embedding."""
+    sampler = EpisodeSampler(blob_images(), torch.arange(6), ways=5, shots=1, queries=5, seed=1)
+    mean, _ = evaluate_episodes(protonets.learner(Flat()), sampler, episodes=20, progress=False)
+    assert mean == 1.0
+
+
+def test_learner_predicts_each_query_on_its_own():
+    """checks that a query's prediction depends on 𝒟ᵗʳ and itself only (eval-mode batch norm)."""
+    torch.manual_seed(0)
+    model = ConvNet(0, width=4)
+    episode = EpisodeSampler(blob_images(), torch.arange(6), ways=3, shots=2, queries=4).sample()
+    predict = protonets.learner(model)
+    together = predict(episode.support_x, episode.support_y, episode.query_x)
+    alone = torch.cat([predict(episode.support_x, episode.support_y, q[None])
+                       for q in episode.query_x])
+    assert torch.equal(together, alone)
+
+
+def test_meta_train_learns_and_records():
+    """checks that a few episodes of meta-training lower the loss and fill the history."""
+    torch.manual_seed(0)
+    data = blob_images(noise=0.5)
+    model = ConvNet(0, width=8)
+    sampler = EpisodeSampler(data, torch.arange(6), ways=3, shots=1, queries=5, seed=0)
+    val = EpisodeSampler(data, torch.arange(6), ways=3, shots=1, queries=5, seed=1)
+    history = meta_train(model, sampler, steps=30, beta=1e-2, val_sampler=val, val_episodes=5,
+                         val_every=15, progress=False)
+    assert len(history.loss) == len(history.accuracy) == 30
+    assert history.val_step == [15, 30] and len(history.val_acc) == 2
+    assert sum(history.loss[-5:]) / 5 < sum(history.loss[:5]) / 5
+    assert history.seconds > 0 and not model.training
+
+
+def test_channels_last_keeps_the_function():
+    """checks that storing f_θ's weights channels-last (as meta_train does) changes no output."""
+    torch.manual_seed(0)
+    model = ConvNet(0, width=8).eval()
+    x = torch.rand(5, 1, 28, 28)
+    before = model(x)
+    model.to(memory_format=torch.channels_last)
+    assert torch.allclose(model(x), before, atol=1e-5)
+
+
+def test_learning_rate_halves():
+    """checks decay_every=1: the same first step as a constant β, then exactly half the second.
+
+    Adam's update is β·m̂/(√v̂ + ε) and m̂, v̂ do not depend on β, so after an identical first
+    step the second displacement scales with β alone.
+    """
+    def weights_after(steps, decay_every):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
+        sampler = EpisodeSampler(blob_images(), torch.arange(6), ways=2, shots=1, queries=2)
+        meta_train(model, sampler, steps, beta=0.1, decay_every=decay_every, progress=False)
+        return model[1].weight.detach()
+
+    first = weights_after(1, 0)
+    assert torch.equal(weights_after(1, 1), first)
+    constant, halved = weights_after(2, 0) - first, weights_after(2, 1) - first
+    assert constant.abs().max() > 0.01
+    assert torch.allclose(halved, constant / 2, atol=1e-6)
+
+
+def test_accuracy_by_shots_matches_the_learner():
+    """checks that k = all shots reproduces the learner on the same episodes, and the k-subsets."""
+    torch.manual_seed(0)
+    model = ConvNet(0, width=4).eval()
+    data = blob_images(noise=1.0)
+    curve = accuracy_by_shots(model, EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3),
+                              shots=[1, 4], episodes=6, progress=False)
+    full = protonets.evaluate(model, EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3), 6)
+    assert curve[1] == pytest.approx(full)
+    # k = 1: the learner given only the first support example of each class
+    sampler = EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3)
+    accs = []
+    for _ in range(6):
+        e = sampler.sample()
+        first = torch.arange(3) * 4
+        predicted = protonets.learner(model)(e.support_x[first], e.support_y[first], e.query_x)
+        accs.append((predicted == e.query_y).float().mean().item())
+    assert curve[0][0] == pytest.approx(sum(accs) / 6)
+    with pytest.raises(ValueError):
+        accuracy_by_shots(model, sampler, shots=[5], episodes=1)
+
+
+def test_episode_logits_shape():
+    """checks (m, ways) logits for an episode whose support has 4 classes."""
+    model = Flat()
+    logits = episode_logits(model, torch.rand(8, 1, 28, 28), torch.arange(4).repeat_interleave(2),
+                            torch.rand(5, 1, 28, 28))
+    assert logits.shape == (5, 4)
+
+
+@pytest.mark.slow
+def test_meta_training_on_omniglot_beats_chance(omniglot_background, omniglot_evaluation):
+    """checks that 150 episodes of 20-way meta-training give > 70% on 5-way 1-shot unseen characters."""
+    torch.manual_seed(0)
+    train = EpisodeSampler(omniglot_background, torch.arange(200), ways=20, shots=1, queries=2)
+    test = EpisodeSampler(omniglot_evaluation, torch.arange(omniglot_evaluation.classes), ways=5,
+                          shots=1, queries=5, seed=1)
+    model = ConvNet(0, width=16)
+    meta_train(model, train, steps=150, beta=5e-3, progress=False)
+    mean, _ = protonets.evaluate(model, test, episodes=50)
+    assert mean > 0.7  # chance: 0.2
