@@ -23,6 +23,16 @@ def finish(fig, name: str | None = None):
     return fig
 
 
+def _label(fig, ax, xlabel: str, ylabel: str, title: str, name: str | None):
+    """Axis labels, title, grid and legend of a line plot, then :func:`finish`."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return finish(fig, name)
+
+
 def show_images(x: torch.Tensor, titles=None, ncols: int = 10, title: str = "",
                 name: str | None = None):
     """A grid of images; x: (n, 1, H, W) or (n, H, W), values in [0, 1]."""
@@ -61,12 +71,7 @@ def curves(x, series: dict, xlabel: str, ylabel: str, title: str = "", logx: boo
         ax.fill_between(x, means - cis, means + cis, alpha=0.2)
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return finish(fig, name)
+    return _label(fig, ax, xlabel, ylabel, title, name)
 
 
 def filters(weights: dict, title: str = "", name: str | None = None):
@@ -109,9 +114,4 @@ def traces(series: dict, xlabel: str, ylabel: str, title: str = "", smooth: int 
         ax.plot(list(x), running_mean(y, smooth).tolist(), label=label)
     if hline is not None:
         ax.axhline(hline, color="gray", linestyle="--", label=hline_label or None)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return finish(fig, name)
+    return _label(fig, ax, xlabel, ylabel, title, name)
