@@ -5,13 +5,19 @@ BIN    := $(VENV)/bin
 # nbgrader shells out to `alembic`, so the venv's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: course test setup data release lab clean
+.PHONY: course test bench paper setup data release lab clean
 
 course: setup data release   ## everything: install, data, student release, all notebooks -> build/
 	$(BIN)/python -m course_lib.build
 
 test: setup data             ## everything, then the whole test suite at the quick budget
 	COURSE_BUDGET=$${COURSE_BUDGET:-quick} $(BIN)/python -m pytest --nbval-lax tests notebooks solutions
+
+bench: setup                 ## meta-training throughput -> build/results.json "benchmarks"
+	$(BIN)/python -m course_lib.benchmarks
+
+paper: setup data            ## paper-scale MAML and ProtoNets on a GPU -> build/paper.json (hours)
+	$(BIN)/python -m course_lib.paper
 
 setup: $(VENV)/.installed
 

@@ -23,17 +23,17 @@ query by query. Used by ``notebooks/04_black_box_meta_learning.ipynb``.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import ImageSet
+from .episodes import EpisodeSampler
 from .models import ConvNet
-from .training import History, evaluate_episodes, freeze_frozen_batchnorm
+from .seeding import seed_everything
+from .training import MetaHistory, evaluate_episodes, freeze_frozen_batchnorm, meta_fit
 
 
 # ---------------------------------------------------------------------------- sequence format
@@ -305,20 +305,29 @@ def embed(data: ImageSet, encoder: nn.Module, batch_size: int = 1024) -> ImageSe
     return ImageSet(x, data.y, data.classes, f"{data.name}→features")
 
 
-# ---------------------------------------------------------------------------- training
-@dataclass
-class MetaHistory(History):
-    """What :func:`meta_train` saw: query loss and accuracy of every step's batch of episodes.
+def attention_on_features(theta: ConvNet, images: ImageSet, ways: int, shots: int, steps: int,
+                          seed: int = 0, progress: bool = True) -> tuple[BlackBox, MetaHistory]:
+    """The course's best black-box recipe (notebook 04), trained and returned as one learner.
 
-    ``val_step``/``val_acc`` (from :class:`~course_lib.training.History`) hold the query accuracy
-    on held-out episodes when a ``val_sampler`` is given; ``seconds`` is the training time
-    (without the validation).
+    θ's blocks become a frozen encoder; the meta-training images are embedded once and
+    standardised; an :class:`AttentionReader` is meta-trained on ``ways``-way ``shots``-shot
+    episodes of those features (one query per class). The returned :class:`BlackBox` maps images
+    to logits (encoder → standardisation → reader), so it plugs into the same evaluation as any
+    learner (notebook 06's comparison). The history's seconds count the reader's training only.
     """
+    encoder = frozen_encoder(theta)
+    raw = embed(images, encoder)
+    scale = Standardize(raw.x)
+    features = embed(raw, scale)
+    seed_everything(seed)
+    reader = AttentionReader(theta.width, ways)
+    sampler = EpisodeSampler(features, torch.arange(features.classes), ways, shots, 1, seed)
+    history = meta_train(BlackBox(nn.Identity(), reader), sampler, steps, seed=seed,
+                         progress=progress, desc=f"attention reader, {ways}-way {shots}-shot")
+    return BlackBox(nn.Sequential(encoder, scale), reader).eval(), history
 
-    accuracy: list[float] = field(default_factory=list)
-    seconds: float = 0.0
 
-
+# ---------------------------------------------------------------------------- training
 def sample_batch(sampler, meta_batch: int, ways: int, generator: torch.Generator):
     """``meta_batch`` episodes of ``sampler`` in the sequence format, stacked
     (see :func:`stack_sequences`)."""
@@ -347,30 +356,19 @@ def meta_train(model: BlackBox, sampler, steps: int, beta: float = 1e-3, meta_ba
         a :class:`MetaHistory`. Used by ``notebooks/04_black_box_meta_learning.ipynb``.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=beta)
-    history, start = MetaHistory(), time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
+
+    def step_loss():
         model.train()
         freeze_frozen_batchnorm(model)
         x, labels, query_y, support_size = sample_batch(sampler, meta_batch, sampler.ways,
                                                         generator)
         logits = model(x, labels, support_size)  # (B, T, N)
-        loss = query_loss(logits, query_y, support_size)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.loss.append(loss.item())
         correct = logits[:, support_size:].argmax(-1) == query_y  # (B, Q)
-        history.accuracy.append(correct.float().mean().item())
-        if val_sampler is not None and val_every and (step + 1) % val_every == 0:
-            history.seconds += time.perf_counter() - start  # validation is not training time
-            history.val_step.append(step + 1)
-            history.val_acc.append(evaluate(model, val_sampler, val_episodes)[0])
-            start = time.perf_counter()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    history.seconds += time.perf_counter() - start
+        return query_loss(logits, query_y, support_size), correct.float().mean().item()
+
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=beta)
+    validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
+    history = meta_fit(step_loss, optimizer, steps, 0, validate, val_every, progress, desc)
     model.eval()
     return history
 

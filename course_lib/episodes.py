@@ -67,10 +67,12 @@ class EpisodeSampler:
         shots: K, support examples per class.
         queries: query examples per class.
         seed: seeds the sampler's own generator, so the k-th episode is the same on every run.
+        device: where the episodes' tensors go (e.g. ``"cuda"``); sampling itself stays on
+            the CPU, so the stream of episodes is the same on every device.
     """
 
     def __init__(self, data: ImageSet, classes: torch.Tensor, ways: int, shots: int,
-                 queries: int = 15, seed: int = 0):
+                 queries: int = 15, seed: int = 0, device=None):
         self.data, self.ways, self.shots, self.queries = data, ways, shots, queries
         self.classes = torch.as_tensor(classes)
         if len(self.classes) and not 0 <= int(self.classes.min()) <= int(self.classes.max()) < data.classes:
@@ -87,6 +89,7 @@ class EpisodeSampler:
             raise ValueError(f"shots + queries = {shots + queries} exceeds the {fewest} examples "
                              "of the smallest class")
         self.generator = torch.Generator().manual_seed(seed)
+        self.device = device
 
     def sample(self) -> Episode:
         """The next episode of this sampler's seeded stream."""
@@ -99,8 +102,9 @@ class EpisodeSampler:
             query.append(idx[self.shots: self.shots + self.queries])
         support, query = torch.cat(support), torch.cat(query)
         labels = torch.arange(self.ways)
-        return Episode(self.data.x[support], labels.repeat_interleave(self.shots),
-                       self.data.x[query], labels.repeat_interleave(self.queries), chosen)
+        episode = Episode(self.data.x[support], labels.repeat_interleave(self.shots),
+                          self.data.x[query], labels.repeat_interleave(self.queries), chosen)
+        return episode if self.device is None else episode.to(self.device)
 
     def __iter__(self):
         while True:

@@ -5,7 +5,6 @@ Every helper labels its axes, returns the figure, and — given ``name`` — als
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch

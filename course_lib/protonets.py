@@ -22,8 +22,6 @@ Example::
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .episodes import Episode, EpisodeSampler
-from .training import History, evaluate_episodes, mean_ci
+from .training import MetaHistory, evaluate_episodes, mean_ci, meta_fit
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -43,11 +41,23 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> tor
         ways: N, the number of classes.
 
     Returns:
-        c: shape (ways, d); row k is the mean of the rows of ``embeddings`` labelled k
-        (zeros for a class without examples).
+        c: shape (ways, d); row k is the mean of the rows of ``embeddings`` labelled k.
+
+    Raises:
+        ValueError: wrong shapes, a label outside 0…ways−1, or a class with no support example
+            (its prototype would be undefined).
     """
+    if embeddings.dim() != 2 or labels.shape != embeddings.shape[:1]:
+        raise ValueError(f"embeddings must be (n, d) and labels (n,), got {tuple(embeddings.shape)}"
+                         f" and {tuple(labels.shape)}")
+    counts = torch.bincount(labels, minlength=ways)  # (ways,); negative labels raise here
+    if len(counts) > ways:
+        raise ValueError(f"labels must lie in 0…{ways - 1} for {ways}-way episodes")
+    if not counts.all():
+        missing = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(f"the support set has no example of class(es) {missing}: every one of "
+                         f"the {ways} classes needs at least one to define its prototype")
     sums = embeddings.new_zeros(ways, embeddings.shape[1]).index_add(0, labels, embeddings)
-    counts = torch.bincount(labels, minlength=ways).clamp(min=1)  # (ways,)
     return sums / counts[:, None].to(embeddings.dtype)
 
 
@@ -100,19 +110,6 @@ def episode_loss(model: nn.Module, episode: Episode) -> tuple[torch.Tensor, floa
     return loss, acc
 
 
-@dataclass
-class MetaHistory(History):
-    """What :func:`meta_train` saw: loss and query accuracy of every training episode.
-
-    ``val_step``/``val_acc`` (from :class:`~course_lib.training.History`) hold the meta-validation
-    accuracy when a ``val_sampler`` is given; ``seconds`` is the wall-clock training time
-    (without the validation).
-    """
-
-    accuracy: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: float = 1e-3,
                decay_every: int = 0, val_sampler: EpisodeSampler | None = None,
                val_every: int = 0, val_episodes: int = 50, progress: bool = True,
@@ -136,27 +133,14 @@ def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: floa
     of these small feature maps about 1.5× faster; the function the model computes is unchanged.
     """
     model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=beta)
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, decay_every or steps + 1, gamma=0.5)
-    history, start = MetaHistory(), time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
+
+    def step_loss():
         model.train()
-        loss, acc = episode_loss(model, sampler.sample())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        history.loss.append(loss.item())
-        history.accuracy.append(acc)
-        if val_sampler is not None and val_every and (step + 1) % val_every == 0:
-            history.seconds += time.perf_counter() - start  # validation is not training time
-            history.val_step.append(step + 1)
-            history.val_acc.append(evaluate(model, val_sampler, val_episodes)[0])
-            start = time.perf_counter()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
-    history.seconds += time.perf_counter() - start
+        return episode_loss(model, sampler.sample())
+
+    validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
+    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
+                       decay_every, validate, val_every, progress, desc)
     model.eval()
     return history
 

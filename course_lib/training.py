@@ -1,6 +1,9 @@
 """Training and evaluation loops shared by every topic.
 
 - :func:`fit`: minibatch gradient descent with Adam, a tqdm progress bar and a :class:`History`.
+- :func:`cached`: load a trained model and its history from the cache, or train and store it.
+- :func:`meta_fit`: the outer loop every meta-learner shares (one optimiser step per meta-batch,
+  timing, meta-validation now and then), recorded in a :class:`MetaHistory`.
 - :func:`accuracy`: classification accuracy of a model on a tensor data set.
 - :func:`mean_ci`: mean ± 95% confidence interval, as few-shot papers report over 600 episodes.
 - :func:`evaluate_episodes`: a learner's query accuracy over episodes, as mean ± 95% CI.
@@ -8,12 +11,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from .data import cache_dir
 
 
 @dataclass
@@ -23,6 +29,74 @@ class History:
     loss: list[float] = field(default_factory=list)
     val_step: list[int] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
+
+
+@dataclass
+class MetaHistory(History):
+    """What :func:`meta_fit` saw: the outer loss of every step, the query accuracy of every
+    step's training episodes (when the learner reports it), meta-validation accuracy every
+    ``val_every`` steps (``val_step``/``val_acc``) and ``seconds``, the training time without
+    the validation."""
+
+    accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def cached(model: nn.Module, key: str, train, retrain: bool = False) -> MetaHistory:
+    """Train ``model`` with ``train() → MetaHistory`` once; later calls load it from the cache.
+
+    The weights and the history (with the seconds training took when it ran) are stored under
+    ``cache/models/<key>.pt``; ``key`` must name everything that changes the result (data,
+    budget, hyperparameters, seed). ``retrain=True`` trains and overwrites the entry. Lets
+    notebook 06 compare the MAML model notebook 05 trained without training it again.
+    """
+    path = cache_dir() / "models" / f"{key.replace('/', '-')}.pt"
+    if path.exists() and not retrain:
+        stored = torch.load(path, weights_only=True, map_location="cpu")
+        model.load_state_dict(stored["model"])
+        return MetaHistory(**stored["history"])
+    history = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "history": asdict(history)}, path)
+    return history
+
+
+def meta_fit(step_loss, optimizer: torch.optim.Optimizer, steps: int, decay_every: int = 0,
+             validate=None, val_every: int = 0, progress: bool = True,
+             desc: str = "meta-train θ") -> MetaHistory:
+    """The outer loop of meta-training: ``steps`` optimiser steps on the meta-loss.
+
+    Args:
+        step_loss: ``() → (loss, accuracy or None)``: draws the next meta-batch of tasks and
+            returns its meta-loss (a differentiable scalar) and its query accuracy.
+        optimizer: updates θ (and whatever else is meta-learned) with learning rate β.
+        steps: outer steps. decay_every: halve β every this many steps (0: constant β).
+        validate: ``() → accuracy`` on meta-validation episodes, called every ``val_every``
+            steps; its time is not counted as training time.
+
+    Used by :mod:`course_lib.maml`, :mod:`course_lib.protonets` and :mod:`course_lib.blackbox`.
+    """
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, decay_every or steps + 1, gamma=0.5)
+    history, start = MetaHistory(), time.perf_counter()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        loss, acc = step_loss()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        history.loss.append(loss.item())
+        if acc is not None:
+            history.accuracy.append(acc)
+        if validate is not None and val_every and (step + 1) % val_every == 0:
+            history.seconds += time.perf_counter() - start
+            history.val_step.append(step + 1)
+            history.val_acc.append(validate())
+            start = time.perf_counter()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    history.seconds += time.perf_counter() - start
+    return history
 
 
 def freeze_frozen_batchnorm(model: nn.Module) -> None:

@@ -348,3 +348,20 @@ def test_running_mean():
     v = [3.0, 1.0, 4.0, 1.0, 5.0]
     expected = [3.0, 2.0, 8 / 3, 2.0, 10 / 3]
     assert running_mean(v, 3).tolist() == pytest.approx(expected)
+
+
+def test_attention_on_features_is_an_image_learner():
+    """checks the recipe: θ untouched, a learner from images, one history entry per step."""
+    torch.manual_seed(0)
+    y = torch.arange(6).repeat_interleave(3)
+    images = ImageSet(torch.randn(len(y), 1, 28, 28), y, 6, "tiny")
+    theta = ConvNet(6, width=8)
+    before = {k: v.clone() for k, v in theta.state_dict().items()}
+    model, history = bb.attention_on_features(theta, images, ways=3, shots=1, steps=4,
+                                              progress=False)
+    assert len(history.loss) == 4
+    assert all(torch.equal(before[k], v) for k, v in theta.state_dict().items())
+    sampler = EpisodeSampler(images, torch.arange(6), 3, 1, 2, seed=0)
+    e = sampler.sample()
+    predicted = bb.learner(model, ways=3)(e.support_x, e.support_y, e.query_x)
+    assert predicted.shape == (6,) and predicted.max() < 3

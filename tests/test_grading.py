@@ -3,7 +3,9 @@
 (a) the committed ``assignments/`` is exactly what ``generate_assignment`` makes of
     ``solutions/``; (b) the solutions score full marks; (c) the untouched release scores 0;
 (d) a submission that solves exactly one part scores exactly that part's points, so the
-parts are independent. Scores are read from the gradebook through nbgrader's Python API
+parts are independent. A part that a person grades (a written answer: a cell that is both a
+solution and a grade cell) scores 0 when autograded; answered, it must be flagged for manual
+grading instead. Scores are read from the gradebook through nbgrader's Python API
 (``course_lib.grading``), never from a command's exit status.
 """
 from __future__ import annotations
@@ -76,9 +78,32 @@ def grade(course: Path, assignment: str, student: str, notebooks: dict) -> dict[
     return grading.autograde(course, assignment, student)
 
 
+def manual_parts(assignment: str) -> set[str]:
+    """Parts graded by a person: answer cells that are both solution and grade cells."""
+    return {c.metadata["nbgrader"]["grade_id"]
+            for path in notebook_paths(REPO / "solutions" / assignment)
+            for c in nbformat.read(path, as_version=4).cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+            and c.metadata["nbgrader"].get("grade")}
+
+
+def flagged_for_manual_grading(course: Path, assignment: str, student: str) -> set[str]:
+    """grade_ids of the cells that autograding left to a person (``needs_manual_grade``)."""
+    from nbgrader.api import Gradebook
+
+    config = grading.load_config(course)
+    with Gradebook(grading.nbgrader_api(course).coursedir.db_url,
+                   config.CourseDirectory.course_id) as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return {g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade}
+
+
 def expected_scores(assignment: str, solved: set[str]) -> dict[str, float]:
-    """Full points for the solved parts, none for the others, and their total."""
-    scores = {part: value if part in solved else 0.0 for part, value in points(assignment).items()}
+    """Full points for the solved parts, none for the others, and their total. Autograding
+    gives a part that a person grades no points, answered or not."""
+    manual = {grading.part_of(grade_id) for grade_id in manual_parts(assignment)}
+    scores = {part: value if part in solved and part not in manual else 0.0
+              for part, value in points(assignment).items()}
     scores["total"] = sum(scores.values())
     return scores
 
@@ -124,6 +149,7 @@ def test_solutions_score_full_marks(course, assignment):
                  for p in notebook_paths(course / "solutions" / assignment)}
     scores = grade(course, assignment, "solution", notebooks)
     assert scores == expected_scores(assignment, set(points(assignment))), scores
+    assert flagged_for_manual_grading(course, assignment, "solution") == manual_parts(assignment)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -131,6 +157,8 @@ def test_untouched_release_scores_zero(course, assignment):
     """Checks that the student release, submitted as it is, gets no point."""
     scores = grade(course, assignment, "untouched", release_notebooks(course, assignment))
     assert scores == expected_scores(assignment, set()), scores
+    assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (
+        "an unanswered written part should score 0 without a person looking at it")
 
 
 # ---------------------------------------------------------------------------- (d)
@@ -145,3 +173,5 @@ def test_each_part_scores_alone(course, assignment, notebook, part):
     target[part].source = solution_cells(source)[part].source
     scores = grade(course, assignment, f"only-{part}", notebooks)
     assert scores == expected_scores(assignment, {part}), scores
+    flagged = flagged_for_manual_grading(course, assignment, f"only-{part}")
+    assert flagged == ({part} & manual_parts(assignment)), flagged

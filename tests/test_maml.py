@@ -5,8 +5,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.episodes import Episode
-from course_lib.maml import (adaptation_curve, inner_loop, meta_loss, meta_train,
-                             parameters_of, task_loss)
+from course_lib.maml import (TaskBatch, adaptation_curve, inner_loop, meta_loss,
+                             meta_loss_batched, meta_train, parameters_of, stack_episodes,
+                             task_loss)
 from course_lib.models import MLP, ConvNet
 from course_lib.regression import SinusoidSampler, sinusoid
 
@@ -147,3 +148,64 @@ def test_meta_loss_is_mean_over_tasks():
             for e in episodes]
     torch.testing.assert_close(meta_loss(model, theta, episodes, 0.01, 1, loss_fn=F.mse_loss),
                                torch.stack(each).mean())
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("net", ["convnet", "mlp"])
+def test_batched_meta_loss_equals_the_task_loop(first_order, net):
+    """checks that meta_loss_batched (all tasks in one call) gives meta_loss's value and ∇θ."""
+    torch.manual_seed(0)
+    if net == "convnet":
+        model = ConvNet(3, width=4, batch_stats=True)
+        episodes = [Episode(torch.randn(3, 1, 28, 28), torch.arange(3), torch.randn(6, 1, 28, 28),
+                            torch.arange(3).repeat(2), torch.arange(3)) for _ in range(4)]
+        loss_fn, alpha = F.cross_entropy, 0.4
+    else:
+        model = MLP(1, (8, 8), 1)
+        episodes = SinusoidSampler(shots=5, queries=7, seed=0).batch(4)
+        loss_fn = F.mse_loss
+        alpha = {n: torch.rand_like(p) / 50 for n, p in model.named_parameters()}  # Meta-SGD
+    theta = parameters_of(model)
+    results = []
+    for fn in (meta_loss, meta_loss_batched):
+        loss = fn(model, theta, episodes, alpha, 2, first_order, loss_fn)
+        results.append((loss, torch.autograd.grad(loss, list(theta.values()))))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_task_batch_rejects_running_statistics_and_ragged_batches():
+    """checks the errors for a ConvNet with running BN statistics and unequal episodes."""
+    with pytest.raises(ValueError, match="batch_stats=True"):
+        TaskBatch(ConvNet(3, width=4))
+    episodes = SinusoidSampler(shots=5, queries=5, seed=0).batch(1)
+    episodes += SinusoidSampler(shots=4, queries=5, seed=0).batch(1)
+    with pytest.raises(ValueError, match="one size"):
+        stack_episodes(episodes)
+
+
+def tiny_images(classes: int = 8, per_class: int = 4, seed: int = 0):
+    from course_lib.data import ImageSet
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(classes).repeat_interleave(per_class)
+    return ImageSet(torch.randn(len(y), 1, 28, 28, generator=g), y, classes, "tiny")
+
+
+def test_omniglot_setting_trains_once_and_checks_its_settings(tmp_data):
+    """checks that maml.omniglot trains, caches (a second call loads), and names bad settings."""
+    from dataclasses import replace
+
+    from course_lib import maml
+    from course_lib.budget import get_budget
+
+    budget = replace(get_budget("quick"), width=4)
+    net, history, setting = maml.omniglot(tiny_images(), budget, steps=3, progress=False,
+                                          meta_batch=2)
+    assert len(history.loss) == 3 and setting["alpha"] == maml.OMNIGLOT["alpha"]
+    again, loaded, _ = maml.omniglot(tiny_images(), budget, steps=3, progress=False, meta_batch=2)
+    assert loaded.seconds == history.seconds
+    for (name, a), b in zip(net.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(TypeError, match="alhpa"):
+        maml.omniglot(tiny_images(), budget, steps=1, alhpa=0.1)

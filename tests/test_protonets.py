@@ -37,14 +37,14 @@ class Flat(nn.Module):
 
 # ---------------------------------------------------------------------------- pure pieces
 def test_prototypes_by_hand():
-    """checks c_k against class means computed by hand, labels in any order, an empty class."""
+    """checks c_k against class means computed by hand, with labels in any order."""
     z = torch.tensor([[0.0, 0.0], [2.0, 4.0], [1.0, 1.0], [5.0, -1.0], [3.0, 3.0]])
     y = torch.tensor([0, 0, 1, 1, 1])
-    c = prototypes(z, y, ways=3)
-    expected = torch.tensor([[1.0, 2.0], [3.0, 1.0], [0.0, 0.0]])  # class 2 has no example
+    c = prototypes(z, y, ways=2)
+    expected = torch.tensor([[1.0, 2.0], [3.0, 1.0]])
     assert torch.allclose(c, expected)
     perm = torch.tensor([4, 1, 3, 0, 2])  # order of the support set does not matter
-    assert torch.allclose(prototypes(z[perm], y[perm], ways=3), expected)
+    assert torch.allclose(prototypes(z[perm], y[perm], ways=2), expected)
 
 
 def test_prototypes_gradient_is_a_mean():
@@ -211,3 +211,14 @@ def test_meta_training_on_omniglot_beats_chance(omniglot_background, omniglot_ev
     meta_train(model, train, steps=150, beta=5e-3, progress=False)
     mean, _ = protonets.evaluate(model, test, episodes=50)
     assert mean > 0.7  # chance: 0.2
+
+
+def test_prototypes_name_bad_input():
+    """checks the errors for a missing class, a label out of range and mismatched shapes."""
+    z = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"no example of class\(es\) \[2\]"):
+        prototypes(z, torch.tensor([0, 1, 1, 0]), ways=3)
+    with pytest.raises(ValueError, match="0…1"):
+        prototypes(z, torch.tensor([0, 1, 2, 0]), ways=2)
+    with pytest.raises(ValueError, match="labels"):
+        prototypes(z, torch.tensor([0, 1]), ways=2)

@@ -9,7 +9,8 @@ from course_lib.data import ImageSet
 from course_lib.episodes import EpisodeSampler
 from course_lib.finetuning import set_trainable
 from course_lib.models import MLP, ConvNet
-from course_lib.training import accuracy, evaluate_episodes, fit, mean_ci, predict
+from course_lib.training import (MetaHistory, accuracy, cached, evaluate_episodes, fit, mean_ci,
+                                 meta_fit, predict)
 
 
 def blobs(n: int = 200, seed: int = 0):
@@ -212,3 +213,42 @@ def test_partly_frozen_body():
     after = bn_state(model)
     for k in before:
         assert torch.equal(before[k], after[k]) == (not k.startswith("blocks.3")), k
+
+
+# ---------------------------------------------------------------------------- meta_fit, cached
+def test_meta_fit_records_every_step_and_validates_on_schedule():
+    """checks losses per step, accuracy when reported, validation steps, β halving, timing."""
+    w = nn.Parameter(torch.tensor([3.0]))
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    calls = []
+    history = meta_fit(lambda: ((w ** 2).sum(), 0.5), optimizer, steps=10, decay_every=4,
+                       validate=lambda: calls.append(1) or 0.75, val_every=3, progress=False)
+    assert len(history.loss) == 10 and history.accuracy == [0.5] * 10
+    assert history.loss[-1] < history.loss[0]
+    assert history.val_step == [3, 6, 9] and history.val_acc == [0.75] * 3 and len(calls) == 3
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 4)  # halved at 4 and 8
+    assert history.seconds > 0
+    no_acc = meta_fit(lambda: ((w ** 2).sum(), None), optimizer, steps=2, progress=False)
+    assert no_acc.accuracy == [] and no_acc.val_step == []
+
+
+def test_cached_trains_once_then_loads(tmp_data):
+    """checks that cached() trains on a miss, loads weights and history on a hit, and retrains."""
+    def train_fn(model):
+        def train():
+            with torch.no_grad():
+                model.weight.add_(1.0)
+            return MetaHistory(loss=[1.0, 0.5], seconds=2.5)
+        return train
+
+    first = nn.Linear(2, 1)
+    history = cached(first, "unit", train_fn(first))
+    second = nn.Linear(2, 1)
+    loaded = cached(second, "unit", lambda: pytest.fail("a cache hit must not train"))
+    assert torch.equal(second.weight, first.weight)
+    assert loaded.loss == history.loss and loaded.seconds == 2.5
+    third = nn.Linear(2, 1)
+    cached(third, "unit", train_fn(third), retrain=True)
+    fourth = nn.Linear(2, 1)
+    cached(fourth, "unit", lambda: pytest.fail("a cache hit must not train"))
+    assert torch.equal(fourth.weight, third.weight)
