@@ -99,12 +99,15 @@ class TaskBatch(nn.Module):
 
     Wraps a :class:`~course_lib.models.ConvNet` (built with ``batch_stats=True``) or an
     :class:`~course_lib.models.MLP`; the parameter names are the wrapped model's, so θ from
-    :func:`parameters_of` plugs in unchanged.
+    :func:`parameters_of` plugs in unchanged. ``channels_last`` stores feature maps as NHWC,
+    which on a CPU makes the first-order step about 1.3× faster and the second-order one
+    (whose double backward converts formats back and forth) about 2× slower.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, channels_last: bool = False):
         super().__init__()
         self.blocks, self.head = model.blocks, model.head
+        self.channels_last = channels_last
         self.convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d) and m.track_running_stats:
@@ -115,6 +118,8 @@ class TaskBatch(nn.Module):
         B, n = x.shape[:2]
         if self.convolutional:   # (B, n, C, H, W) → (n, B·C, H, W): task i owns channel group i
             h = x.transpose(0, 1).reshape(n, B * x.shape[2], *x.shape[3:])
+            if self.channels_last:
+                h = h.contiguous(memory_format=torch.channels_last)
         else:                    # (B, n, d) stays
             h = x.flatten(2)
         for layer in self.blocks.modules():
@@ -165,7 +170,7 @@ def meta_loss_batched(model: nn.Module, theta: Params, episodes, alpha, steps: i
     def summed(prediction, target):  # Σᵢ ℒᵢ = B · mean over all B·n examples
         return B * loss_fn(prediction.flatten(0, 1), target.flatten(0, 1))
 
-    tasks = TaskBatch(model)
+    tasks = TaskBatch(model, channels_last=first_order)
     theta_b = {name: t.expand(B, *t.shape) for name, t in theta.items()}
     phi = inner_loop(tasks, theta_b, support_x, support_y, alpha, steps, first_order, summed)
     return task_loss(tasks, phi, query_x, query_y, summed) / B
