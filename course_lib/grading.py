@@ -35,6 +35,18 @@ class GradingError(RuntimeError):
     """An nbgrader step failed; the message carries nbgrader's log or traceback."""
 
 
+# ---------------------------------------------------------------------------- for test cells
+@contextlib.contextmanager
+def expect_written(part: str):
+    """In an assignment's test cell: a part whose function still raises NotImplementedError
+    fails with a message that says what to do, instead of a traceback into the stub."""
+    try:
+        yield
+    except NotImplementedError:
+        raise AssertionError(f"{part} is not written yet: replace `raise NotImplementedError()` "
+                             f"in its cell by your code and run that cell again") from None
+
+
 # ---------------------------------------------------------------------------- nbgrader API
 @contextlib.contextmanager
 def _in_course(course_root: Path):

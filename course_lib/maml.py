@@ -14,7 +14,6 @@ parameter has its own learned inner learning rate (Meta-SGD; La-MAML builds on t
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -175,3 +175,13 @@ def test_each_part_scores_alone(course, assignment, notebook, part):
     assert scores == expected_scores(assignment, {part}), scores
     flagged = flagged_for_manual_grading(course, assignment, f"only-{part}")
     assert flagged == ({part} & manual_parts(assignment)), flagged
+
+
+def test_expect_written_names_the_unfinished_part():
+    """checks that a stub's NotImplementedError becomes a message naming the part; others pass."""
+    with pytest.raises(AssertionError, match="prototypes is not written yet"):
+        with grading.expect_written("prototypes"):
+            raise NotImplementedError()
+    with pytest.raises(ValueError):
+        with grading.expect_written("prototypes"):
+            raise ValueError("a student's own error stays as it is")
