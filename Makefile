@@ -15,6 +15,7 @@ test: setup data             ## everything, then the whole test suite at the qui
 
 bench: setup                 ## meta-training throughput -> build/results.json "benchmarks"
 	$(BIN)/python -m course_lib.benchmarks
+	$(BIN)/python -m course_lib.grading_benchmark
 
 paper: setup data            ## paper-scale MAML and ProtoNets on a GPU -> build/paper.json (hours)
 	$(BIN)/python -m course_lib.paper

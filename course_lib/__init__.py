@@ -15,8 +15,22 @@ One module per concept of the lectures:
 - :mod:`course_lib.plots`    — the figures notebooks share
 - :mod:`course_lib.results`  — headline figures of a notebook, for ``build/results.json``
 - :mod:`course_lib.grading`  — nbgrader release and autograding helpers
+- :mod:`course_lib.submissions` — a submission checked against the release (tampering) and rebuilt
+- :mod:`course_lib.sandbox`  — a Jupyter kernel with limits, isolated by Linux namespaces
+- :mod:`course_lib.runner`   — run a notebook's cells in the sandbox, whatever they do
+- :mod:`course_lib.grader`   — grade a class in parallel: gradebook, CSV, feedback, summary
+- :mod:`course_lib.cli`      — the ``course`` command: check, release, grade
 """
 from .budget import Budget, get_budget
-from .seeding import seed_everything, get_device
 
 __all__ = ["Budget", "get_budget", "seed_everything", "get_device"]
+
+
+def __getattr__(name: str):
+    """``seed_everything`` and ``get_device`` import torch on first use, so tools that need no
+    torch (``course check``, the grader's workers) start quickly."""
+    if name in ("seed_everything", "get_device"):
+        from . import seeding
+
+        return getattr(seeding, name)
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

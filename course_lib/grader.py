@@ -1,0 +1,415 @@
+"""Grading a class: every submission in its own sandbox, in parallel, recorded in nbgrader's
+gradebook, with a CSV, per-student feedback and a summary an instructor can act on.
+
+``course grade ASSIGNMENT SUBMISSIONS`` (see :mod:`course_lib.cli`) calls :func:`grade`:
+
+1. :func:`course_lib.submissions.collect` finds one folder per student;
+2. a pool of ``workers`` runs :func:`grade_one` per student in a separate process: find and
+   read the notebook, :func:`~course_lib.submissions.check` it, rebuild the graded notebook
+   (hidden tests restored) and run it with :func:`course_lib.runner.run_notebook` in a
+   sandbox kernel that cannot see the gradebook, the source notebooks, the submissions or
+   the other students' folders;
+3. the parent alone writes the gradebook (nbgrader's ``SaveAutoGrades``), the autograded
+   notebooks, the feedback (hidden tests removed), ``grades.csv`` and ``report.json``.
+
+A submission that cannot run still gets a recorded score: 0 for every test that did not
+run and full credit for the ones that passed, with the reason in the CSV.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import grading, submissions
+from .runner import NOT_RUN, error_output, run_notebook
+from .sandbox import Limits, isolation
+
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+# ---------------------------------------------------------------------------- one notebook
+def has_hidden_tests(cell) -> bool:
+    return cell.cell_type == "code" and HIDDEN_BEGIN in cell.source
+
+
+def scores_of(notebook: nbformat.NotebookNode) -> dict[str, tuple]:
+    """``{grade_id: (score or None, max_score)}`` of an executed notebook, by nbgrader's rule
+    (a test cell scores its points unless it produced an error). Unlike plain nbgrader, text
+    on stderr (warnings, a student's debug prints) does not cost points."""
+    from nbgrader.utils import determine_grade, is_grade
+
+    scores = {}
+    for cell in notebook.cells:
+        if is_grade(cell):
+            quiet = _without_stderr(cell)
+            scores[submissions.grade_id(cell)] = determine_grade(quiet)
+    return scores
+
+
+def _without_stderr(cell):
+    cell = submissions._copy(cell)
+    if cell.cell_type == "code":
+        cell.outputs = [o for o in cell.outputs
+                        if not (o.output_type == "stream" and o.get("name") == "stderr")]
+    return cell
+
+
+def not_run(notebook: nbformat.NotebookNode, why: str) -> nbformat.NotebookNode:
+    """``notebook`` with every code cell marked as not run (its tests score 0)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [error_output(NOT_RUN, why)], None
+    return notebook
+
+
+def grade_one(job: dict) -> dict:
+    """Grade one student's notebooks (runs in a worker process); returns a JSON-able result.
+
+    ``job``: student, folder, notebooks (``name → {release, source}`` paths), workdir, out,
+    limits, hide, mode, env.
+    """
+    start = time.monotonic()
+    result = {"student": job["student"], "notebooks": {}}
+    names = list(job["notebooks"])
+    for name, paths in job["notebooks"].items():
+        release = nbformat.read(paths["release"], as_version=4)
+        source = nbformat.read(paths["source"], as_version=4)
+        notes, findings, events = [], [], []
+        path, note = submissions.find_notebook(Path(job["folder"]), name, release,
+                                               [n for n in names if n != name])
+        notes += [note] if note else []
+        submitted = None
+        if path is not None:
+            try:
+                submitted = submissions.read_notebook(path)
+            except submissions.SubmissionError as error:
+                notes.append(str(error))
+        if submitted is not None:
+            findings = submissions.check(submitted, release)
+        graded = submissions.graded_notebook(submitted, release, source)
+        if submitted is None:
+            executed = not_run(graded, notes[-1] if notes else "nothing to grade")
+        else:
+            workdir = Path(job["workdir"]) / name[:8]
+            workdir.mkdir(parents=True)
+            run = run_notebook(graded, workdir, Limits(**job["limits"]), job["hide"],
+                               job["mode"], job["env"])
+            executed, events = run.notebook, run.events
+            result["run_seconds"] = round(run.seconds, 2)
+        out = Path(job["out"]) / f"{name}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(executed, out)
+        result["notebooks"][name] = {
+            "executed": str(out), "submitted": str(path) if path else None,
+            "scores": scores_of(executed), "notes": notes + events,
+            "findings": [asdict(f) for f in findings]}
+    outcome = _outcome(result, job["points"])
+    for name, paths in job["notebooks"].items():
+        nb = result["notebooks"][name]
+        nb["feedback"] = str(Path(job["out"]) / f"{name}.html")
+        Path(nb["feedback"]).write_text(feedback_html(
+            nbformat.read(nb["executed"], as_version=4),
+            nbformat.read(paths["release"], as_version=4), outcome))
+    result["seconds"] = round(time.monotonic() - start, 2)
+    return result
+
+
+# ---------------------------------------------------------------------------- the class
+@dataclass
+class Outcome:
+    """One student's recorded grade."""
+    student: str
+    parts: dict[str, float]
+    total: float
+    needs_manual: list[str] = field(default_factory=list)
+    tampering: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def _outcome(result: dict, points: dict[str, float]) -> Outcome:
+    parts = {part: 0.0 for part in points}
+    outcome = Outcome(result["student"], parts, 0.0)
+    for name, nb in result["notebooks"].items():
+        for gid, (score, _) in sorted(nb["scores"].items()):
+            parts[grading.part_of(gid)] += score or 0.0
+            if score is None:
+                outcome.needs_manual.append(gid)
+        outcome.reasons += nb["notes"]
+        outcome.tampering += [f"{f['cell']}: {f['what']}" for f in nb["findings"] if f["tampering"]]
+        outcome.reasons += [f"{f['cell']}: {f['what']}" for f in nb["findings"] if not f["tampering"]]
+    outcome.total = sum(parts.values())
+    return outcome
+
+
+_CONTEXT = []
+
+
+def _forkserver():
+    """Workers fork from a server that has imported the grader once (a fresh Python per
+    student would spend a second or two on imports alone)."""
+    if not _CONTEXT:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["course_lib.grader", "nbconvert"])
+        _CONTEXT.append(context)
+    return _CONTEXT[0]
+
+
+def _child(job_file: str, log: str) -> None:
+    os.setsid()                      # its own process group, ended as a whole
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    sys.exit(main([job_file]))
+
+
+def _worker(job: dict, timeout: float) -> dict:
+    """Run :func:`grade_one` in a separate process; a crash or hang of the worker itself still
+    gives a result (every test not run) instead of an ungraded student."""
+    Path(job["workdir"]).mkdir(parents=True, exist_ok=True)
+    job_file = Path(job["workdir"]) / "job.json"
+    job_file.write_text(json.dumps(job))
+    result_file = Path(job["out"]) / "result.json"
+    log = Path(job["workdir"]) / "worker.log"
+    worker = _forkserver().Process(target=_child, args=(str(job_file), str(log)))
+    worker.start()
+    worker.join(timeout)
+    why = f"grading took longer than {timeout:g} s" if worker.is_alive() else None
+    _kill_group(worker.pid)
+    worker.join()
+    if why is None and worker.exitcode == 0 and result_file.is_file():
+        return json.loads(result_file.read_text())
+    if why is None:
+        last = log.read_text().strip().splitlines()[-1:] or [f"exit status {worker.exitcode}"]
+        why = f"the grader's worker failed ({last[0][:200]})"
+    result = {"student": job["student"], "notebooks": {}}
+    for name, paths in job["notebooks"].items():
+        executed = not_run(submissions.graded_notebook(
+            None, nbformat.read(paths["release"], as_version=4),
+            nbformat.read(paths["source"], as_version=4)), why)
+        out = Path(job["out"]) / f"{name}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(executed, out)
+        result["notebooks"][name] = {"executed": str(out), "submitted": None,
+                                     "scores": scores_of(executed), "notes": [why],
+                                     "findings": []}
+    return result
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def hidden_paths(course_root: Path, extra=()) -> list[Path]:
+    """What a student's kernel must not see: grading state and sources of this course and of
+    the repository course_lib comes from, plus ``extra`` (submissions, scratch)."""
+    config = grading.load_config(course_root)
+    names = [config.CourseDirectory.source_directory, "gradebook.db", "submitted", "autograded",
+             "feedback", "build", ".git", "nbgrader_config.py"]
+    roots = {Path(course_root).resolve(), grading.REPO}
+    return sorted({root / n for root in roots for n in names} | {Path(p).resolve() for p in extra})
+
+
+def grade(assignment: str, submitted: Path | str, course_root: Path | str = grading.REPO,
+          workers: int | None = None, limits: Limits = Limits(), progress: bool = True,
+          env: dict | None = None, mode: str | None = None) -> dict:
+    """Grade every submission of ``assignment`` under ``submitted``; see the module docstring.
+
+    Args:
+        workers: parallel students (default: the machine's cores).
+        limits: per-submission :class:`~course_lib.sandbox.Limits`.
+        env: extra environment for the kernels (default ``COURSE_BUDGET=quick``).
+        mode: ``"namespaces"`` or ``"process"`` (default: the best this machine allows).
+
+    Returns:
+        the report (also written to ``build/grading/<assignment>/report.json``).
+    """
+    from tqdm.auto import tqdm
+
+    course_root = Path(course_root).resolve()
+    config = grading.load_config(course_root)
+    source_dir = course_root / config.CourseDirectory.source_directory / assignment
+    release_dir = course_root / config.CourseDirectory.release_directory / assignment
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
+    grading.generate(course_root, assignment)   # the gradebook learns the source cells
+    students = submissions.collect(submitted, assignment)
+    notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
+                 for p in sorted(source_dir.glob("*.ipynb"))}
+    points = {}
+    for paths in notebooks.values():
+        for part, value in grading.part_points(paths["source"]).items():
+            points[part] = points.get(part, 0.0) + value
+    mode = mode or isolation()
+    workers = workers or os.cpu_count() or 1
+    scratch = Path(tempfile.mkdtemp(prefix="cg-"))
+    kernel_env = {"COURSE_BUDGET": "quick", **(env or {})}
+    if "COURSE_DATA" in os.environ:
+        kernel_env.setdefault("COURSE_DATA", os.environ["COURSE_DATA"])
+    hide = [str(p) for p in hidden_paths(course_root, [submitted, scratch])]
+    jobs = [{"student": s, "folder": str(folder), "notebooks": notebooks,
+             "workdir": str(scratch / str(i)), "out": str(scratch / "out" / str(i)),
+             "limits": asdict(limits), "hide": hide, "mode": mode, "env": kernel_env,
+             "points": points}
+            for i, (s, folder) in enumerate(students.items())]
+    timeout = limits.notebook_seconds * len(notebooks) + 120
+    start = time.monotonic()
+    results = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_worker, job, timeout) for job in jobs]
+            for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                               desc=f"grading {assignment} ({workers} workers)"):
+                results.append(future.result())   # recorded while the others still run
+                _record(course_root, assignment, [results[-1]],
+                        [_outcome(results[-1], points)])
+        results.sort(key=lambda r: r["student"])
+        outcomes = [_outcome(r, points) for r in results]
+        report = _report(course_root, assignment, outcomes, points, mode, workers,
+                         time.monotonic() - start)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report
+
+
+# ---------------------------------------------------------------------------- recording
+def _record(course_root: Path, assignment: str, results: list[dict],
+            outcomes: list[Outcome]) -> None:
+    """Gradebook, submitted/ and autograded/ copies, and feedback, written by the parent only."""
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import SaveAutoGrades
+
+    api = grading.nbgrader_api(course_root)
+    config = grading.load_config(course_root)
+    with Gradebook(api.coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
+        for result in results:
+            gradebook.update_or_create_student(result["student"])
+            gradebook.update_or_create_submission(assignment, result["student"])
+    for result, outcome in zip(results, outcomes):
+        student = result["student"]
+        for name, nb in result["notebooks"].items():
+            executed = nbformat.read(nb["executed"], as_version=4)
+            quiet = submissions._copy(executed)
+            quiet.cells = [_without_stderr(c) for c in quiet.cells]
+            resources = {"nbgrader": {"notebook": name, "assignment": assignment,
+                                      "student": student, "db_url": api.coursedir.db_url}}
+            SaveAutoGrades().preprocess(quiet, resources)
+            for folder, notebook in (("autograded", executed),):
+                target = course_root / folder / student / assignment / f"{name}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(notebook, target)
+            target = course_root / "submitted" / student / assignment / f"{name}.ipynb"
+            if nb["submitted"] and Path(nb["submitted"]).resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(nb["submitted"], target)
+            target = course_root / "feedback" / student / assignment / f"{name}.html"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if nb.get("feedback"):
+                shutil.copyfile(nb["feedback"], target)
+            else:   # the worker failed: the parent writes it
+                release = nbformat.read(course_root / config.CourseDirectory.release_directory
+                                        / assignment / f"{name}.ipynb", as_version=4)
+                target.write_text(feedback_html(executed, release, outcome))
+
+
+def student_view(executed: nbformat.NotebookNode,
+                 release: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``executed`` as a student may see it: cells with hidden tests show the release's
+    (visible) source and only whether they passed, never the hidden code or its traceback."""
+    released = {submissions.grade_id(c): c for c in release.cells if submissions.grade_id(c)}
+    view = submissions._copy(executed)
+    for cell in view.cells:
+        if has_hidden_tests(cell):
+            gid = submissions.grade_id(cell)
+            cell.source = released[gid].source if gid in released else "# hidden tests"
+            errors = [o.ename for o in cell.outputs if o.output_type == "error"]
+            verdict = f"hidden tests: failed ({errors[0]})" if errors else "hidden tests: passed"
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict + "\n")]
+    return view
+
+
+def feedback_html(executed, release, outcome: Outcome) -> str:
+    """Per-student feedback: the scores and reasons, then the graded notebook (student view)."""
+    from nbconvert import HTMLExporter
+
+    rows = "\n".join(f"| {part} | {score:g} |" for part, score in outcome.parts.items())
+    lines = [f"# Feedback for {outcome.student}", "", "| part | points |", "|---|---|", rows,
+             f"| **total** | **{outcome.total:g}** |", ""]
+    lines += [f"- {html.escape(r)}" for r in outcome.reasons + outcome.tampering]
+    view = student_view(executed, release)
+    view.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(lines)))
+    body, _ = HTMLExporter().from_notebook_node(view)
+    return body
+
+
+def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points: dict,
+            mode: str, workers: int, seconds: float) -> dict:
+    folder = course_root / "build" / "grading" / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", *points, "total", "max", "tampering", "needs_manual_grading",
+                     "reasons"])
+    for o in outcomes:
+        writer.writerow([o.student, *(f"{o.parts[p]:g}" for p in points), f"{o.total:g}",
+                         f"{sum(points.values()):g}", "; ".join(o.tampering),
+                         "; ".join(o.needs_manual), "; ".join(o.reasons)])
+    (folder / "grades.csv").write_text(buffer.getvalue())
+    report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
+              "workers": workers, "seconds": round(seconds, 1),
+              "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes]}
+    (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    report["csv"] = str(folder / "grades.csv")
+    return report
+
+
+def summary(report: dict) -> str:
+    """A few lines for the instructor: who scored what, tampering, what could not run."""
+    outcomes = report["outcomes"]
+    totals = [o["total"] for o in outcomes]
+    lines = [f"graded {report['students']} submission(s) of {report['assignment']} in "
+             f"{report['seconds']:g} s with {report['workers']} worker(s); isolation: "
+             f"{report['isolation']}"]
+    if report["isolation"] != "namespaces":
+        lines.append("  warning: no Linux namespaces here, so student code could read files "
+                     "and use the network; grade in a container (see the README)")
+    if totals:
+        lines.append(f"  mean {sum(totals) / len(totals):.2f} / {report['max']:g}, "
+                     f"{sum(t == report['max'] for t in totals)} full marks")
+    for o in outcomes:
+        if o["tampering"]:
+            lines.append(f"  TAMPERING {o['student']}: " + "; ".join(o["tampering"]))
+    for o in outcomes:
+        if o["reasons"]:
+            lines.append(f"  note {o['student']}: " + "; ".join(o["reasons"]))
+    lines.append(f"  grades: {report['csv']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry: ``python -m course_lib.grader JOB.json`` writes ``<out>/result.json``."""
+    job = json.loads(Path(argv[0]).read_text())
+    result = grade_one(job)
+    Path(job["out"]).mkdir(parents=True, exist_ok=True)
+    (Path(job["out"]) / "result.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

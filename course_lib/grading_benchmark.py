@@ -1,0 +1,87 @@
+"""Grading throughput: ``make bench`` (``python -m course_lib.grading_benchmark``).
+
+Grades the same class — ``students`` honest submissions of ``transfer`` (the reference
+answers in the student release) — twice in one run, in two fresh course directories:
+
+- stock ``nbgrader autograde transfer``, which grades one student after another;
+- ``course grade`` (:func:`course_lib.grader.grade`): sandboxed, ``workers`` students at once,
+  one BLAS/OpenMP thread per kernel.
+
+Both must give every student full marks (else the timing means nothing). The ratio of the
+wall times is written to ``build/results.json`` as ``benchmarks.grade_speedup``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from . import grader, grading, submissions
+from .benchmarks import save
+
+
+def course_with_class(root: Path, assignment: str, students: int) -> None:
+    """A course directory at ``root`` with the assignment released and ``students`` honest
+    submissions in ``submitted/`` (nbgrader's layout, which both graders read)."""
+    shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
+    shutil.copytree(grading.REPO / "solutions" / assignment, root / "solutions" / assignment,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    grading.release(assignment, course_root=root)
+    for path in sorted((root / "assignments" / assignment).glob("*.ipynb")):
+        answer = submissions.solved(nbformat.read(path, as_version=4),
+                                    nbformat.read(root / "solutions" / assignment / path.name,
+                                                  as_version=4))
+        for i in range(students):
+            folder = root / "submitted" / f"student_{i:02d}" / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            nbformat.write(answer, folder / path.name)
+
+
+def run(assignment: str = "transfer", students: int = 30, workers: int | None = None) -> dict:
+    workers = workers or os.cpu_count() or 1
+    full = sum(grading.part_points(p).get(part, 0) for p in
+               sorted((grading.REPO / "solutions" / assignment).glob("*.ipynb"))
+               for part in grading.part_points(p))
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        stock_root, course_root = Path(a), Path(b)
+        course_with_class(stock_root, assignment, students)
+        course_with_class(course_root, assignment, students)
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "COURSE_BUDGET": "quick"}
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", assignment],
+                       cwd=stock_root, env=env, check=True, capture_output=True)
+        stock = time.perf_counter() - start
+        print(f"nbgrader autograde: {stock:.1f} s for {students} submissions", flush=True)
+        stock_totals = [sum(s for s, _ in grading.cell_scores(stock_root, assignment,
+                                                              f"student_{i:02d}").values())
+                        for i in range(students)]
+        start = time.perf_counter()
+        report = grader.grade(assignment, course_root / "submitted", course_root, workers=workers)
+        ours = time.perf_counter() - start
+    totals = [o["total"] for o in report["outcomes"]]
+    if stock_totals != [full] * students or totals != [full] * students:
+        raise AssertionError(f"not every honest submission got {full} points: stock "
+                             f"{stock_totals}, course grade {totals}")
+    figures = {"grade_students": students, "grade_workers": workers,
+               "grade_stock_seconds": round(stock, 1), "grade_course_seconds": round(ours, 1),
+               "grade_speedup": round(stock / ours, 2), "grade_isolation": report["isolation"]}
+    print(f"{students} submissions of {assignment}: nbgrader autograde {stock:.1f} s, "
+          f"course grade {ours:.1f} s ({workers} workers, isolation {report['isolation']}): "
+          f"{stock / ours:.2f}× (target ≥ 1.8)")
+    return figures
+
+
+def main() -> int:
+    save(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""A Jupyter kernel for untrusted code: resource limits, and isolation where Linux allows it.
+
+Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec whose command is
+``python …/course_lib/sandbox.py CONNECTION_FILE``; that launcher
+
+1. where Linux namespaces are available (:func:`isolation` is ``"namespaces"``), re-starts
+   itself under ``unshare`` with its own user, mount, network and PID namespaces:
+
+   - no network (the kernel talks to the grader over Unix sockets, not TCP);
+   - the paths to hide (gradebook, source notebooks with hidden tests, other students'
+     folders, the submissions, ``.git``) are covered by empty folders, and its own working
+     folder is mounted back on top;
+   - every process the kernel starts lives in its PID namespace, so all of them end when the
+     kernel ends (no background process survives grading);
+
+2. sets the :class:`Limits` (data memory, size of any file written, no core dumps), one
+   thread for OpenMP and BLAS, ``HOME`` and the working folder inside the student's scratch
+   folder, and caps what the kernel prints;
+3. becomes an ordinary IPython kernel.
+
+Without namespaces (macOS, containers that forbid them) only step 2 applies and the grading
+summary says so; a large course then runs the grader inside a container (see the README).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CONFIG_VARIABLE = "COURSE_SANDBOX"
+KERNEL_NAME = "course-sandbox"
+LAUNCHER = str(Path(__file__).resolve())   # run as a script: the kernel starts without torch
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
+           "--kill-child", "--mount-proc"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while it is graded.
+
+    Attributes:
+        cell_seconds: wall time of one cell before it is interrupted.
+        notebook_seconds: wall time of the whole notebook; cells not started by then score 0.
+        memory_mb: the kernel's data memory (heap and private mappings, ``RLIMIT_DATA``);
+            an allocation past it raises MemoryError.
+        file_mb: size of any one file the kernel writes.
+        output_kb: printed output kept per cell (the rest is cut, with a note).
+        probe_seconds: after a timeout, how long an interrupted kernel has to answer again.
+    """
+    cell_seconds: float = 120
+    notebook_seconds: float = 900
+    memory_mb: int = 6144
+    file_mb: int = 20
+    output_kb: int = 256
+    probe_seconds: float = 10
+
+
+def isolation() -> str:
+    """``"namespaces"`` when ``unshare`` can make user, mount, network and PID namespaces here,
+    else ``"process"`` (limits only)."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        return "process"
+    try:
+        done = subprocess.run(UNSHARE + ["true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "process"
+    return "namespaces" if done.returncode == 0 else "process"
+
+
+def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode: str = "process",
+                      env: dict | None = None) -> Path:
+    """Write ``folder/kernels/course-sandbox/kernel.json``; return ``folder`` (a JUPYTER_PATH entry).
+
+    Args:
+        workdir: the kernel's working folder and HOME (the only scratch folder it can see).
+        limits: the :class:`Limits`. hide: paths the kernel must not see (namespaces only).
+        mode: ``"namespaces"`` or ``"process"`` (see :func:`isolation`).
+        env: extra environment variables for the kernel (e.g. ``COURSE_BUDGET``).
+    """
+    config = {"workdir": str(workdir), "hide": [str(p) for p in hide], "mode": mode,
+              "limits": asdict(limits)}
+    spec = {"argv": [sys.executable, LAUNCHER, "{connection_file}"],
+            "display_name": "Python 3 (grading sandbox)", "language": "python",
+            "env": {CONFIG_VARIABLE: json.dumps(config), "OMP_NUM_THREADS": "1",
+                    "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HOME": str(workdir),
+                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", **(env or {})}}
+    path = Path(folder) / "kernels" / KERNEL_NAME
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return Path(folder)
+
+
+# ---------------------------------------------------------------------------- inside the kernel
+_MS_BIND, _MS_REC = 4096, 16384
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                  flags, None) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def hide_paths(hide, keep: Path) -> None:
+    """Cover every path in ``hide`` (an empty tmpfs for a folder, /dev/null for a file), then
+    mount ``keep`` back if it was covered. Needs a private mount namespace."""
+    keep_fd = os.open(keep, os.O_PATH | os.O_DIRECTORY)
+    for path in map(Path, hide):
+        if path.is_dir():
+            _mount("tmpfs", str(path), "tmpfs", 0)
+        elif path.exists():
+            _mount("/dev/null", str(path), None, _MS_BIND)
+    if not (keep / ".").exists() or not os.path.samefile(f"/proc/self/fd/{keep_fd}", keep):
+        keep.mkdir(parents=True, exist_ok=True)
+        _mount(f"/proc/self/fd/{keep_fd}", str(keep), None, _MS_BIND | _MS_REC)
+    os.close(keep_fd)
+
+
+def apply_limits(limits: dict) -> None:
+    """Data memory, written-file size, no core dumps; writing past the file limit raises
+    OSError instead of killing the kernel."""
+    mb = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def cap_output(limit_bytes: int) -> None:
+    """Make the kernel's stdout and stderr drop what one cell prints past ``limit_bytes``
+    (the grader cuts again on its side, so undoing this gains nothing)."""
+    from ipykernel.iostream import OutStream
+
+    write, flush = OutStream.write, OutStream.flush
+
+    def capped_write(self, text):
+        parent = (getattr(self, "parent_header", None) or {}).get("msg_id")
+        if getattr(self, "_course_parent", None) != parent:
+            self._course_parent, self._course_written = parent, 0
+        room = limit_bytes - self._course_written
+        self._course_written += len(text)
+        if room <= 0:
+            return len(text)
+        if len(text) > room:
+            write(self, text[:room] + "\n[output cut by the grader]\n")
+            return len(text)
+        return write(self, text)
+
+    OutStream.write = capped_write
+    OutStream.flush = flush
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the grader that started it dies (the setting
+    survives exec, so it covers ``unshare`` and, through ``--kill-child``, the kernel)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python course_lib/sandbox.py CONNECTION_FILE", file=sys.stderr)
+        return 2
+    config = json.loads(os.environ[CONFIG_VARIABLE])
+    _die_with_parent()
+    if config["mode"] == "namespaces" and not os.environ.get("COURSE_SANDBOX_INSIDE"):
+        os.environ["COURSE_SANDBOX_INSIDE"] = "1"
+        os.execvp(UNSHARE[0], UNSHARE + [sys.executable, LAUNCHER, argv[0]])
+    workdir = Path(config["workdir"])
+    if config["mode"] == "namespaces":
+        hide_paths(config["hide"], workdir)
+    else:
+        try:
+            os.setsid()   # one process group: the grader ends it as a whole
+        except PermissionError:
+            pass          # already a session leader
+    os.chdir(workdir)
+    apply_limits(config["limits"])
+    cap_output(config["limits"]["output_kb"] * 1024)
+    from ipykernel.kernelapp import IPKernelApp
+
+    IPKernelApp.launch_instance(argv=["-f", argv[0], "--HistoryManager.hist_file=:memory:"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

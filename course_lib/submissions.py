@@ -1,0 +1,275 @@
+"""A student's submission as the grader sees it: find it, read it, check it against the
+release, and rebuild the notebook that is graded.
+
+Every function here is pure notebook logic (no kernel, no gradebook), so the odd cases a
+real class produces are unit-tested one by one:
+
+- :func:`collect`: the submissions of a class, from a folder per student or nbgrader's exchange;
+- :func:`find_notebook`: a renamed notebook is still found;
+- :func:`read_notebook`: invalid JSON becomes a :class:`SubmissionError` with a readable reason;
+- :func:`check`: tampering with read-only or test cells (edited, deleted, re-typed cells,
+  forged nbgrader metadata, patched libraries or test helpers), compared with the student
+  release, so hidden tests, which the release does not contain, never raise a false alarm;
+- :func:`graded_notebook`: the notebook that is run — the release's cells in the release's
+  order, read-only and test cells taken from the source (hidden tests restored), the
+  student's answers and extra cells where the student put them.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+FLAGS = ("grade", "solution", "locked", "points", "task")
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be graded as it is; the message says why, for the instructor."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the grader noticed in a submission. ``tampering`` findings are reported
+    per student in the summary and the CSV; the others are notes."""
+    cell: str
+    what: str
+    tampering: bool
+
+    def __str__(self) -> str:
+        return f"{self.cell}: {self.what}"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def grade_id(cell) -> str | None:
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def is_locked(cell) -> bool:
+    """Read-only cells: statements, setup and tests (not the cells students answer in)."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("locked")) and not meta.get("solution")
+
+
+# ---------------------------------------------------------------------------- finding it
+def collect(folder: Path | str, assignment: str) -> dict[str, Path]:
+    """``{student: folder holding their notebooks}`` for every submission under ``folder``.
+
+    Layouts: ``folder/<student>/<assignment>/*.ipynb`` (nbgrader's ``submitted``),
+    ``folder/<student>/*.ipynb`` (a folder per student), and nbgrader's exchange,
+    ``folder[/<course>]/inbound/<student>+<assignment>+<timestamp>/`` (the latest one wins).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no submissions folder {folder}")
+    inbound = [p for p in [folder / "inbound", *folder.glob("*/inbound")] if p.is_dir()]
+    found: dict[str, Path] = {}
+    if inbound:
+        for entry in sorted(p for box in inbound for p in box.iterdir() if p.is_dir()):
+            student, _, rest = entry.name.partition("+")
+            name, _, stamp = rest.partition("+")
+            if name == assignment and (student not in found or stamp >= found[student][0]):
+                found[student] = (stamp, entry)
+        return {s: p for s, (_, p) in sorted(found.items())}
+    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found[student.name] = student / assignment if (student / assignment).is_dir() else student
+    return found
+
+
+def find_notebook(folder: Path, name: str, release: nbformat.NotebookNode,
+                  others=()) -> tuple[Path | None, str | None]:
+    """The submitted file for release notebook ``name`` (without ``.ipynb``) and a note.
+
+    A notebook saved under another name is found when it is the only candidate, or else the
+    one that holds most of the release's graded cells; ``others`` are the assignment's other
+    notebook names, which are not candidates.
+    """
+    expected = folder / f"{name}.ipynb"
+    if expected.is_file():
+        return expected, None
+    candidates = sorted(p for p in folder.glob("*.ipynb")
+                        if p.stem not in others and p.stem != name)
+    if not candidates:
+        return None, f"no {name}.ipynb was submitted"
+    ids = {grade_id(c) for c in release.cells} - {None}
+
+    def overlap(path):
+        try:
+            return len(ids & {grade_id(c) for c in json.loads(path.read_text()).get("cells", [])})
+        except (ValueError, OSError, AttributeError):
+            return -1
+
+    chosen = max(candidates, key=overlap)
+    return chosen, f"{name}.ipynb was missing; graded {chosen.name} in its place"
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read a submitted notebook; :class:`SubmissionError` if it is not a valid one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        notebook = nbformat.reads(text, as_version=4)
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{Path(path).name} is not a text file") from None
+    except Exception as error:   # NotJSONError, a schema error, a missing key …
+        raise SubmissionError(f"{Path(path).name} is not valid notebook JSON "
+                              f"({(str(error).splitlines() or [''])[0][:120]})") from None
+    if not isinstance(notebook.get("cells"), list):
+        raise SubmissionError(f"{Path(path).name} has no list of cells")
+    for cell in notebook.cells:
+        if cell.get("cell_type") not in ("code", "markdown", "raw") or not isinstance(
+                cell.get("source"), str):
+            raise SubmissionError(f"{Path(path).name} holds a cell nbformat cannot read")
+    return notebook
+
+
+# ---------------------------------------------------------------------------- checking it
+_PATCHABLE = {"builtins", "__builtins__", "sys", "torch", "numpy", "np", "math", "grading",
+              "course_lib", "nbgrader", "random", "unittest", "pytest", "F", "nn"}
+
+
+def patched_names(source: str) -> list[str]:
+    """Library or helper attributes that ``source`` rebinds: ``torch.allclose = …``,
+    ``setattr(np, …)``, ``del math.isclose``, ``builtins.…``, ``sys.modules[…] = …``,
+    ``mock.patch``. Code that does not parse is not the grader's business."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+
+    def root(node):
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    found = []
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        for target in targets:
+            if isinstance(target, (ast.Attribute, ast.Subscript)) and root(target) in _PATCHABLE:
+                found.append(ast.unparse(target))
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name in ("setattr", "delattr") and node.args and root(node.args[0]) in _PATCHABLE:
+                found.append(f"{name}({ast.unparse(node.args[0])}, …)")
+            if name.endswith("mock.patch") or name.endswith("patch.object") or name == "patch":
+                found.append(name)
+    return found
+
+
+def check(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[Finding]:
+    """Everything about ``submitted`` that differs from what a student may change in ``release``."""
+    findings = []
+    by_id: dict[str, list] = {}
+    for cell in submitted.cells:
+        if grade_id(cell):
+            by_id.setdefault(grade_id(cell), []).append(cell)
+    released = {grade_id(c): c for c in release.cells if grade_id(c)}
+    for gid, cells in by_id.items():
+        if len(cells) > 1:
+            findings.append(Finding(gid, f"appears {len(cells)} times (a copied cell); the "
+                                         "first copy is graded", False))
+        if gid not in released:
+            findings.append(Finding(gid, "carries nbgrader metadata the release does not have "
+                                         "(forged metadata)", True))
+    for gid, original in released.items():
+        cells = by_id.get(gid)
+        if not cells:
+            what = "was deleted; the original was put back" if is_locked(original) else \
+                "is missing; the empty answer was graded"
+            findings.append(Finding(gid, what, is_locked(original)))
+            continue
+        cell = cells[0]
+        flags = {k: nbgrader_meta(cell).get(k) for k in FLAGS}
+        if flags != {k: nbgrader_meta(original).get(k) for k in FLAGS}:
+            findings.append(Finding(gid, "has nbgrader metadata that differs from the release "
+                                         "(forged metadata)", True))
+        if cell.cell_type != original.cell_type:
+            findings.append(Finding(gid, f"was turned from {original.cell_type} into "
+                                         f"{cell.cell_type}", is_locked(original)))
+        elif is_locked(original) and cell.source.rstrip() != original.source.rstrip():
+            findings.append(Finding(gid, "read-only cell was edited; the original was graded", True))
+    for index, cell in enumerate(submitted.cells):
+        if cell.cell_type == "code" and not is_locked(released.get(grade_id(cell), {})):
+            for name in patched_names(cell.source):
+                findings.append(Finding(grade_id(cell) or f"cell {index}",
+                                        f"rebinds {name} (patching a library or test helper)",
+                                        True))
+    return findings
+
+
+# ---------------------------------------------------------------------------- the graded notebook
+def graded_notebook(submitted: nbformat.NotebookNode | None, release: nbformat.NotebookNode,
+                    source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook to run: the release's cells in order, with
+
+    - read-only and test cells from ``source`` (hidden tests restored, edits undone),
+    - each answer cell's source from the student's first cell with its grade_id (the release's
+      stub when there is none), with the release's metadata,
+    - the student's other cells (their own code, try-it cells, copies) after the graded cell
+      they followed, without nbgrader metadata.
+
+    ``submitted=None`` (nothing readable was handed in) gives the release with its stubs.
+    """
+    original = {grade_id(c): c for c in source.cells if grade_id(c)}
+    answers: dict[str, nbformat.NotebookNode] = {}
+    extras: dict[str | None, list] = {}
+    anchor = None
+    released_ids = [grade_id(c) for c in release.cells if grade_id(c)]
+    for cell in (submitted.cells if submitted is not None else []):
+        gid = grade_id(cell)
+        if gid in released_ids and gid not in answers:
+            answers[gid] = cell
+            anchor = gid
+        else:
+            plain = nbformat.from_dict(json.loads(json.dumps(cell)))
+            plain.metadata.pop("nbgrader", None)
+            if plain.cell_type == "code":
+                plain.setdefault("outputs", [])
+                plain.setdefault("execution_count", None)
+            extras.setdefault(anchor, []).append(plain)
+    cells = list(extras.get(None, []))
+    release_anchor = None
+    for cell in release.cells:
+        gid = grade_id(cell)
+        if gid is None:          # a release cell without metadata (a try-it cell)
+            if submitted is None:
+                cells.append(_copy(cell))
+            continue
+        if is_locked(cell):
+            chosen = _copy(original.get(gid, cell))
+        else:
+            chosen = _copy(cell)
+            if gid in answers:
+                chosen.source = answers[gid].source
+        if chosen.cell_type == "code":
+            chosen.outputs, chosen.execution_count = [], None
+        cells.append(chosen)
+        cells.extend(extras.get(gid, []))
+        release_anchor = gid
+    notebook = _copy(release)
+    notebook.cells = cells
+    return notebook
+
+
+def _copy(node):
+    return nbformat.from_dict(json.loads(json.dumps(node)))
+
+
+def solved(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The release as a student who wrote the reference answers would hand it in (answer cells
+    from ``source``, everything else untouched): the honest submission of benchmarks and tests."""
+    answers = {grade_id(c): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
+    notebook = _copy(release)
+    for cell in notebook.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return notebook

@@ -1,0 +1,378 @@
+"""The adversarial suite: `course grade` against crafted submissions, with clean controls.
+
+A tiny two-part assignment (``tiny``: ``add`` 2 points, ``norm`` 3 points) keeps a batch
+under a minute on 2 cores, so the whole suite runs in CI. Every attacker has an expected
+recorded score and, where it tampers, an expected finding. The batch is graded
+
+1. once with every attacker's *honest* version (full solutions), then with the attacks:
+   no grade may be stale;
+2. three times with the attacks: identical CSVs;
+3. once with the controls alone: the controls' rows are byte-identical to (2).
+
+Figures asserted: 0 batch crashes, 0 lost or stale grades, tampering detected k/k with 0
+false alarms on controls, controls identical with and without attackers, identical scores over
+3 runs, no hidden-test text in any student-facing file.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import cli, grader, grading, submissions
+from course_lib.sandbox import Limits, isolation
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+              pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+LIMITS = Limits(cell_seconds=4, notebook_seconds=60, memory_mb=2048, file_mb=5, output_kb=64,
+                probe_seconds=3)
+HIDDEN_ADD = "assert add(-5, 5) == 0 and add(0.5, 0.25) == 0.75"
+HIDDEN_NORM = "assert math.isclose(norm([1, 2, 2]), 3.0)"
+
+
+# ---------------------------------------------------------------------------- the assignment
+def _cell(kind, source, grade_id=None, **flags):
+    cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source)
+    if grade_id:
+        cell.metadata.nbgrader = {"grade_id": grade_id, "grade": False, "solution": False,
+                                  "locked": False, "schema_version": 3, **flags}
+    return cell
+
+
+def tiny_source() -> nbformat.NotebookNode:
+    test = dict(grade=True, locked=True)
+    cells = [
+        _cell("markdown", "# Tiny assignment", "intro", locked=True),
+        _cell("code", "import math", "setup", locked=True),
+        _cell("code", "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION",
+              "add", solution=True),
+        _cell("code", "assert add(1, 2) == 3", "add-visible", points=1, **test),
+        _cell("code", f'"""Hidden checks of add."""\n### BEGIN HIDDEN TESTS\n{HIDDEN_ADD}\n'
+                      "### END HIDDEN TESTS", "add-hidden", points=1, **test),
+        _cell("code", "def norm(v):\n    ### BEGIN SOLUTION\n    return math.sqrt(sum(x * x for x in v))"
+                      "\n    ### END SOLUTION", "norm", solution=True),
+        _cell("code", "assert math.isclose(norm([3, 4]), 5.0)", "norm-visible", points=1, **test),
+        _cell("code", f'"""Hidden checks of norm."""\n### BEGIN HIDDEN TESTS\n{HIDDEN_NORM}\n'
+                      "### END HIDDEN TESTS", "norm-hidden", points=2, **test),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tinycourse")
+    shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
+    (root / "solutions" / "tiny").mkdir(parents=True)
+    nbformat.write(tiny_source(), root / "solutions" / "tiny" / "tiny.ipynb")
+    grading.release("tiny", course_root=root)
+    return root
+
+
+def release(course) -> nbformat.NotebookNode:
+    return nbformat.read(course / "assignments" / "tiny" / "tiny.ipynb", as_version=4)
+
+
+def answered(course, add=None, norm=None, extra=()) -> nbformat.NotebookNode:
+    """The release with the given answer sources (None: the solution) and extra cells after
+    the add part's answer."""
+    nb = release(course)
+    answers = {"add": add or "def add(a, b):\n    return a + b",
+               "norm": norm or "def norm(v):\n    return math.sqrt(sum(x * x for x in v))"}
+    for cell in nb.cells:
+        if submissions.grade_id(cell) in answers:
+            cell.source = answers[submissions.grade_id(cell)]
+    position = [submissions.grade_id(c) for c in nb.cells].index("add") + 1
+    for offset, source in enumerate(extra):
+        nb.cells.insert(position + offset, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def edit(nb, grade_id, **changes):
+    for cell in nb.cells:
+        if submissions.grade_id(cell) == grade_id:
+            for key, value in changes.items():
+                if key == "nbgrader":
+                    cell.metadata.nbgrader.update(value)
+                else:
+                    cell[key] = value
+    return nb
+
+
+# ---------------------------------------------------------------------------- the class
+def attackers(course, sensitive: dict) -> dict:
+    """``{student: (files, expected score, expected tampering cells, expected reason text)}``;
+    ``files`` maps file names to a notebook or to raw bytes."""
+    wrong_add = "def add(a, b):\n    return a + b if a >= 0 else -1"   # fails a hidden test only
+    A = {}
+    A["full_solution"] = ({"tiny.ipynb": answered(course)}, 5, set(), None)
+    A["untouched"] = ({"tiny.ipynb": release(course)}, 0, set(), None)
+    A["infinite_loop"] = ({"tiny.ipynb": answered(course, add="def add(a, b):\n    while True:\n        pass")},
+                          3, set(), "ran past")
+    A["ignores_interrupt"] = ({"tiny.ipynb": answered(
+        course, norm="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")},
+        2, set(), "did not stop when interrupted")
+    A["raising"] = ({"tiny.ipynb": answered(course, add="def add(a, b):\n    raise ValueError('no')")},
+                    3, set(), None)
+    A["os_exit"] = ({"tiny.ipynb": answered(course, norm="import os\nos._exit(3)")}, 2, set(),
+                    "kernel died")
+    A["memory_bomb"] = ({"tiny.ipynb": answered(course, extra=[
+        "hog = []\nwhile True:\n    hog.append(bytearray(256 * 2**20))"])}, 5, set(), None)
+    A["line_flood"] = ({"tiny.ipynb": answered(course, extra=["for i in range(100_000):\n    print(i)"])},
+                       5, set(), None)
+    A["giant_line"] = ({"tiny.ipynb": answered(course, extra=["print('x' * 30_000_000)"])}, 5, set(), None)
+    A["edited_test"] = ({"tiny.ipynb": edit(answered(course, add=wrong_add), "add-hidden",
+                                            source="assert True")}, 4, {"add-hidden"}, None)
+    deleted = answered(course, add=wrong_add)
+    deleted.cells = [c for c in deleted.cells if submissions.grade_id(c) != "add-hidden"]
+    A["deleted_test"] = ({"tiny.ipynb": deleted}, 4, {"add-hidden"}, None)
+    retyped = answered(course, norm="def norm(v):\n    return 0.0")
+    for gid in ("norm-visible", "norm-hidden"):
+        retyped = edit(retyped, gid, cell_type="markdown")
+        for cell in retyped.cells:
+            if submissions.grade_id(cell) == gid:
+                cell.pop("outputs", None)
+                cell.pop("execution_count", None)
+    A["test_to_markdown"] = ({"tiny.ipynb": retyped}, 2, {"norm-visible", "norm-hidden"}, None)
+    forged = edit(answered(course, norm="def norm(v):\n    return 0.0"), "norm-visible",
+                  nbgrader={"points": 50})
+    forged.cells.append(_cell("code", "pass", "bonus", grade=True, points=100, locked=True))
+    A["forged_metadata"] = ({"tiny.ipynb": forged}, 2, {"norm-visible", "bonus"}, None)
+    duplicated = answered(course)
+    twice = [c for c in duplicated.cells if submissions.grade_id(c) in ("add", "add-visible")]
+    duplicated.cells[3:3] = [submissions._copy(c) for c in twice]
+    A["duplicated_cells"] = ({"tiny.ipynb": duplicated}, 5, set(), "appears 2 times")
+    A["renamed"] = ({"tiny (copy 1).ipynb": answered(course)}, 5, set(), "graded tiny (copy 1).ipynb")
+    A["invalid_json"] = ({"tiny.ipynb": b'{"cells": [{"cell_type": "code", "sour'}, 0, set(),
+                         "not valid notebook JSON")
+    probe = ("import os\nfor path in {paths!r}:\n    try:\n        with open(path, 'rb') as f:\n"
+             "            print('read', path, f.read()[:2000])\n    except OSError as e:\n"
+             "        print('blocked', path, type(e).__name__)")
+    A["reads_hidden"] = ({"tiny.ipynb": answered(course, extra=[probe.format(
+        paths=[sensitive["source"], sensitive["gradebook"], sensitive["neighbour"]])])}, 5, set(), None)
+    writer = ("for path in {paths!r}:\n    try:\n        with open(path, 'ab') as f:\n"
+              "            f.write(b'owned')\n    except OSError as e:\n        print('blocked', e)")
+    A["writes_gradebook"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
+        paths=[sensitive["gradebook"], sensitive["neighbour"]])])}, 5, set(), None)
+    A["monkey_patch"] = ({"tiny.ipynb": answered(
+        course, norm="math.isclose = lambda *args, **kwargs: True\ndef norm(v):\n    return 0.0")},
+        5, {"norm"}, None)
+    A["nondeterministic"] = ({"tiny.ipynb": answered(course, extra=[
+        "import random, time, os\nprint(random.random(), time.time(), os.urandom(4).hex())"])},
+        5, set(), None)
+    A["stderr_noise"] = ({"tiny.ipynb": answered(
+        course, add="import sys\ndef add(a, b):\n    print('debug', a, b, file=sys.stderr)\n    return a + b")},
+        5, set(), None)
+    A["background_process"] = ({"tiny.ipynb": answered(course, extra=[
+        "import subprocess\nsubprocess.Popen(['sleep', '987'], start_new_session=True)"])},
+        5, set(), None)
+    A["huge_file"] = ({"tiny.ipynb": answered(course, extra=[
+        "try:\n    open('big.bin', 'wb').write(b'0' * 50 * 2**20)\nexcept OSError as e:\n    print(e)"])},
+        5, set(), None)
+    return A
+
+
+def controls(course) -> dict:
+    """Ten honest students: every combination of right and wrong answers, plus some noise
+    that is not tampering (extra cells, helper functions, copies of nothing graded)."""
+    C = {}
+    wrong = {"add": "def add(a, b):\n    return a - b", "norm": "def norm(v):\n    return sum(v)"}
+    for i in range(10):
+        add = None if i % 2 == 0 else wrong["add"]
+        norm = None if i % 3 != 2 else wrong["norm"]
+        extra = [f"# my notes {i}\nx = {i}"] if i % 4 == 1 else []
+        nb = answered(course, add, norm, extra)
+        expected = (0 if add else 2) + (0 if norm else 3)
+        C[f"control_{i:02d}"] = ({"tiny.ipynb": nb}, expected, set(), None)
+    return C
+
+
+def write_class(folder: Path, students: dict) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    for student, (files, *_rest) in students.items():
+        (folder / student).mkdir(parents=True)
+        for name, content in files.items():
+            path = folder / student / name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                nbformat.write(content, path)
+
+
+def run_batch(course, folder) -> tuple[dict, str]:
+    report = grader.grade("tiny", folder, course, workers=2, limits=LIMITS, progress=False)
+    return report, Path(report["csv"]).read_text()
+
+
+def rows(csv_text: str) -> dict[str, str]:
+    lines = csv_text.splitlines()
+    return {line.split(",", 1)[0]: line for line in lines[1:]}
+
+
+@pytest.fixture(scope="module")
+def graded(course, tmp_path_factory):
+    inbox = tmp_path_factory.mktemp("inbox")
+    sensitive = {"source": str(course / "solutions" / "tiny" / "tiny.ipynb"),
+                 "gradebook": str(course / "gradebook.db"),
+                 "neighbour": str(inbox / "control_00" / "tiny.ipynb")}
+    attack, control = attackers(course, sensitive), controls(course)
+    honest = {s: ({"tiny.ipynb": answered(course)}, 5, set(), None) for s in attack}
+    write_class(inbox, {**honest, **control})
+    first, _ = run_batch(course, inbox)
+    write_class(inbox, {**attack, **control})
+    neighbour = hashlib.sha256(Path(sensitive["neighbour"]).read_bytes()).hexdigest()
+    runs = [run_batch(course, inbox) for _ in range(3)]
+    if isolation() == "namespaces":
+        assert hashlib.sha256(Path(sensitive["neighbour"]).read_bytes()).hexdigest() == neighbour
+    write_class(inbox, control)
+    alone = run_batch(course, inbox)
+    return {"attack": attack, "control": control, "first": first, "runs": runs, "alone": alone,
+            "sensitive": sensitive}
+
+
+needs_namespaces = pytest.mark.skipif(isolation() != "namespaces",
+                                      reason="no Linux namespaces here: files are not hidden")
+
+
+# ---------------------------------------------------------------------------- the figures
+def test_every_student_has_a_recorded_grade(graded, course):
+    """Checks 0 batch crashes and 0 lost grades: every student is in the CSV, the report and
+    the gradebook, with a number for every graded cell."""
+    report, text = graded["runs"][0]
+    students = set(graded["attack"]) | set(graded["control"])
+    assert set(rows(text)) == students
+    assert {o["student"] for o in report["outcomes"]} == students
+    for student in students:
+        scores = grading.cell_scores(course, "tiny", student)
+        assert len(scores) == 4 and all(s is not None for s, _ in scores.values()), (student, scores)
+
+
+@pytest.mark.parametrize("student", [
+    "full_solution", "untouched", "infinite_loop", "ignores_interrupt", "raising", "os_exit",
+    "memory_bomb", "line_flood", "giant_line", "edited_test", "deleted_test", "test_to_markdown",
+    "forged_metadata", "duplicated_cells", "renamed", "invalid_json", "reads_hidden",
+    "writes_gradebook", "monkey_patch", "nondeterministic", "stderr_noise", "background_process",
+    "huge_file"])
+def test_attacker_gets_expected_score_and_reason(graded, course, student):
+    """Checks one crafted submission's recorded score (CSV and gradebook), tampering findings
+    and reason."""
+    _, expected, tampered, reason = graded["attack"][student]
+    outcome = {o["student"]: o for o in graded["runs"][0][0]["outcomes"]}[student]
+    assert outcome["total"] == expected, outcome
+    gradebook_total = sum(s for s, _ in grading.cell_scores(course, "tiny", student).values())
+    assert gradebook_total == expected
+    assert {t.split(":")[0] for t in outcome["tampering"]} == tampered, outcome["tampering"]
+    if reason:
+        assert any(reason in r for r in outcome["reasons"]), outcome["reasons"]
+
+
+def test_no_stale_grades(graded):
+    """Checks that every attacker first graded honestly (5 points) gets the attack's score on
+    re-grading, never the previous run's."""
+    first = {o["student"]: o["total"] for o in graded["first"]["outcomes"]}
+    assert all(first[s] == 5 for s in graded["attack"])
+    now = {o["student"]: o["total"] for o in graded["runs"][0][0]["outcomes"]}
+    assert all(now[s] == graded["attack"][s][1] for s in graded["attack"])
+
+
+def test_tampering_detected_without_false_alarms(graded):
+    """Checks tampering detected k/k on the tampering attackers and 0 alarms on controls."""
+    outcomes = {o["student"]: o for o in graded["runs"][0][0]["outcomes"]}
+    tamperers = [s for s, (_, _, cells, _) in graded["attack"].items() if cells]
+    assert len(tamperers) >= 5
+    assert all(outcomes[s]["tampering"] for s in tamperers)
+    assert not any(outcomes[s]["tampering"] for s in graded["control"])
+    text = graded["runs"][0][1]
+    table = {r["student"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert all(table[s]["tampering"] for s in tamperers)
+
+
+def test_controls_identical_with_and_without_attackers(graded):
+    """Checks that each control's CSV row is byte-identical whether attackers share the batch."""
+    with_attackers, alone = rows(graded["runs"][0][1]), rows(graded["alone"][1])
+    for student, (_, expected, _, _) in graded["control"].items():
+        assert with_attackers[student] == alone[student]
+        assert with_attackers[student].split(",")[3] == f"{expected:g}"
+
+
+def test_identical_over_three_runs(graded):
+    """Checks that three gradings of the same batch give byte-identical CSVs."""
+    texts = [text for _, text in graded["runs"]]
+    assert texts[0] == texts[1] == texts[2]
+
+
+def test_feedback_has_no_hidden_tests(graded, course):
+    """Checks that no student-facing file (feedback) contains hidden-test text, while the
+    instructor's autograded copies do contain it (so the check could fail)."""
+    feedback = list((course / "feedback").rglob("*.html"))
+    assert len(feedback) >= len(graded["attack"])
+    for path in feedback:
+        text = path.read_text()
+        for secret in (HIDDEN_ADD, HIDDEN_NORM, "BEGIN HIDDEN TESTS"):
+            assert secret not in text and secret.replace("'", "&#x27;") not in text, path
+    autograded = (course / "autograded" / "full_solution" / "tiny" / "tiny.ipynb").read_text()
+    assert "BEGIN HIDDEN TESTS" in autograded
+
+
+@needs_namespaces
+def test_kernel_cannot_read_or_write_grading_state(graded, course):
+    """Checks that the reading attacker saw none of the source, gradebook (an empty file in
+    its place) or a neighbour's file, and that the writing attacker changed nothing."""
+    executed = nbformat.read(course / "autograded" / "reads_hidden" / "tiny" / "tiny.ipynb",
+                             as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                      and not submissions.grade_id(c) for o in c.outputs)
+    assert printed.count("blocked") == 2 and "read " + graded["sensitive"]["gradebook"] + " b''" in printed
+    for secret in ("BEGIN HIDDEN", "SQLite format", "def add"):
+        assert secret not in printed, printed
+    assert grading.cell_scores(course, "tiny", "control_00")
+
+
+def test_outputs_are_capped(graded, course):
+    """Checks that a flood of lines and one giant line leave a small autograded notebook."""
+    for student in ("line_flood", "giant_line"):
+        path = course / "autograded" / student / "tiny" / "tiny.ipynb"
+        assert path.stat().st_size < 20 * LIMITS.output_kb * 1024, path.stat().st_size
+        assert "cut by the grader" in path.read_text()
+
+
+def test_no_process_survives(graded):
+    """Checks that the background `sleep 987` started by a submission is gone."""
+    alive = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+             if b"sleep\x00987" in _read(p)]
+    assert alive == []
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+# ---------------------------------------------------------------------------- course check
+def test_check_reports_parts(course, capsys):
+    """Checks `course check` on an unanswered, a half-right and a full notebook: the table,
+    'not answered yet', 'graded after submission' and the exit status."""
+    folder = course / "check"
+    folder.mkdir(exist_ok=True)
+    cases = {"blank": (release(course), 1), "half": (answered(course, norm="def norm(v):\n    return 0.0"), 1),
+             "full": (answered(course), 0)}
+    for name, (nb, status) in cases.items():
+        nbformat.write(nb, folder / f"{name}.ipynb")
+        assert cli.check("tiny", str(folder / f"{name}.ipynb"), course, LIMITS) == status
+        out = capsys.readouterr().out
+        if name == "blank":
+            assert out.count("not answered yet") == 2
+        if name == "half":
+            assert "FAILED AssertionError" in out
+        assert "graded after submission" in out

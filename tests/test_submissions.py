@@ -1,0 +1,135 @@
+"""Unit tests of course_lib.submissions: finding, reading, checking and rebuilding a submission
+(pure notebook logic, no kernel)."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from course_lib import submissions as S
+
+
+def cell(kind, source, grade_id=None, **flags):
+    c = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(source)
+    if grade_id:
+        c.metadata.nbgrader = {"grade_id": grade_id, "grade": False, "solution": False,
+                               "locked": False, **flags}
+    return c
+
+
+def source_and_release():
+    source = nbformat.v4.new_notebook(cells=[
+        cell("code", "import math", "setup", locked=True),
+        cell("code", "def f():\n    return 1", "f", solution=True),
+        cell("code", "assert f() == 1", "f-visible", grade=True, locked=True, points=1),
+        cell("code", "'''hidden'''\n### BEGIN HIDDEN TESTS\nassert f() > 0\n### END HIDDEN TESTS",
+             "f-hidden", grade=True, locked=True, points=1)])
+    release = S._copy(source)
+    release.cells[1].source = "def f():\n    raise NotImplementedError()"
+    release.cells[3].source = "'''hidden'''"
+    return source, release
+
+
+def test_untouched_release_has_no_findings():
+    """Checks no false alarm on the release itself, although its hidden-test cell differs
+    from the source's."""
+    _, release = source_and_release()
+    assert S.check(release, release) == []
+
+
+@pytest.mark.parametrize("change, cell_id, tampering", [
+    (lambda nb: nb.cells[2].__setitem__("source", "assert True"), "f-visible", True),
+    (lambda nb: nb.cells.pop(3), "f-hidden", True),
+    (lambda nb: nb.cells[2].__setitem__("cell_type", "markdown"), "f-visible", True),
+    (lambda nb: nb.cells[2].metadata.nbgrader.__setitem__("points", 9), "f-visible", True),
+    (lambda nb: nb.cells.append(cell("code", "pass", "bonus", grade=True, points=5)), "bonus", True),
+    (lambda nb: nb.cells.insert(2, S._copy(nb.cells[1])), "f", False),
+    (lambda nb: nb.cells[1].__setitem__("source", "import math\nmath.pi = 3\ndef f(): return 1"), "f", True),
+    (lambda nb: nb.cells.pop(1), "f", False),
+])
+def test_check_finds(change, cell_id, tampering):
+    """Checks each kind of change is found on the right cell and classed correctly."""
+    _, release = source_and_release()
+    submitted = S._copy(release)
+    change(submitted)
+    findings = S.check(submitted, release)
+    assert any(f.cell == cell_id and f.tampering == tampering for f in findings), findings
+
+
+def test_answer_edits_are_not_tampering():
+    """Checks that writing the answer and adding own cells raises no finding."""
+    source, release = source_and_release()
+    submitted = S._copy(release)
+    submitted.cells[1].source = "def helper():\n    return 1\ndef f():\n    return helper()"
+    submitted.cells.insert(2, cell("code", "x = f()\nprint(x)"))
+    assert S.check(submitted, release) == []
+
+
+def test_patched_names():
+    """Checks which rebinding of library attributes counts as patching."""
+    assert S.patched_names("torch.allclose = lambda *a: True") == ["torch.allclose"]
+    assert S.patched_names("setattr(np, 'isclose', f)") == ["setattr(np, …)"]
+    assert S.patched_names("import builtins\nbuiltins.print = None") == ["builtins.print"]
+    assert S.patched_names("model.weight = w\nself.x = 1\nx = torch.zeros(3)") == []
+    assert S.patched_names("this is not python(") == []
+
+
+def test_graded_notebook_restores_tests_and_keeps_answers():
+    """Checks release order, hidden tests restored, the answer and own cells kept, copies
+    stripped of metadata, deleted tests put back."""
+    source, release = source_and_release()
+    submitted = S._copy(release)
+    submitted.cells[1].source = "def f():\n    return 2"
+    submitted.cells[2].source = "assert True"                  # edited test
+    submitted.cells.pop(3)                                     # deleted hidden test
+    submitted.cells.insert(2, cell("code", "print('mine')"))   # own cell after the answer
+    submitted.cells.append(S._copy(submitted.cells[1]))       # a copy of the answer at the end
+    submitted.cells[-1].source = "def f():\n    return 3"
+    graded = S.graded_notebook(submitted, release, source)
+    ids = [S.grade_id(c) for c in graded.cells]
+    assert ids == ["setup", "f", None, "f-visible", None, "f-hidden"]
+    assert graded.cells[1].source == "def f():\n    return 2"      # the first copy is the answer
+    assert graded.cells[2].source == "print('mine')"
+    assert graded.cells[3].source == "assert f() == 1"             # the edit is undone
+    assert graded.cells[4].source == "def f():\n    return 3"      # the copy runs, ungraded
+    assert "BEGIN HIDDEN TESTS" in graded.cells[5].source
+
+
+def test_nothing_submitted_grades_the_stubs():
+    source, release = source_and_release()
+    graded = S.graded_notebook(None, release, source)
+    assert "NotImplementedError" in graded.cells[1].source
+    assert "BEGIN HIDDEN TESTS" in graded.cells[3].source
+
+
+def test_read_notebook_errors(tmp_path):
+    """Checks invalid JSON, binary junk and a non-notebook give a SubmissionError with a reason."""
+    (tmp_path / "a.ipynb").write_text('{"cells": [')
+    (tmp_path / "b.ipynb").write_bytes(b"\xff\xfe\x00junk")
+    (tmp_path / "c.ipynb").write_text(json.dumps({"cells": "nope", "nbformat": 4,
+                                                  "nbformat_minor": 5, "metadata": {}}))
+    for name, reason in [("a", "not valid notebook JSON"), ("b", "not a text file"),
+                         ("c", "not valid notebook JSON")]:
+        with pytest.raises(S.SubmissionError, match=reason):
+            S.read_notebook(tmp_path / f"{name}.ipynb")
+
+
+def test_find_notebook_and_collect(tmp_path):
+    """Checks a renamed notebook is found with a note, a missing one is reported, and the
+    three submission layouts are collected."""
+    _, release = source_and_release()
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    nbformat.write(release, folder / "hw (1).ipynb")
+    path, note = S.find_notebook(folder, "hw", release)
+    assert path.name == "hw (1).ipynb" and "graded hw (1).ipynb" in note
+    assert S.find_notebook(tmp_path, "hw", release) == (None, "no hw.ipynb was submitted")
+    (tmp_path / "bob" / "hw").mkdir(parents=True)
+    assert S.collect(tmp_path, "hw") == {"alice": folder, "bob": tmp_path / "bob" / "hw"}
+    inbound = tmp_path / "exchange" / "course" / "inbound"
+    for name in ["carol+hw+2026-01-01 10:00:00", "carol+hw+2026-01-02 09:00:00",
+                 "dave+other+2026-01-01"]:
+        (inbound / name).mkdir(parents=True)
+    assert S.collect(tmp_path / "exchange", "hw") == {
+        "carol": inbound / "carol+hw+2026-01-02 09:00:00"}
