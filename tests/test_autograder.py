@@ -376,3 +376,26 @@ def test_check_reports_parts(course, capsys):
         if name == "half":
             assert "FAILED AssertionError" in out
         assert "graded after submission" in out
+
+
+# ---------------------------------------------------------------------------- course release
+def test_release_says_what_changed(course, capsys):
+    """Checks `course release` reports an unchanged release, then a changed notebook."""
+    assert cli.release(["tiny"], course) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    source = course / "solutions" / "tiny" / "tiny.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[0].source += "\n\nRead every part first."
+    nbformat.write(nb, source)
+    try:
+        assert cli.release(["tiny"], course) == 0
+        assert "changed: assignments/tiny/tiny.ipynb" in capsys.readouterr().out
+    finally:
+        nbformat.write(tiny_source(), source)
+        cli.release(["tiny"], course)
+
+
+def test_command_line_rejects_unknown_assignment(capsys):
+    """Checks `course check` names the known assignments when given an unknown one."""
+    assert cli.main(["check", "no_such_assignment"]) == 2
+    assert "transfer" in capsys.readouterr().err
