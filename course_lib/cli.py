@@ -130,8 +130,12 @@ def release(names: list[str], course_root: Path = grading.REPO) -> int:
 def grade(args) -> int:
     limits = Limits(cell_seconds=args.cell_seconds, notebook_seconds=args.notebook_seconds,
                     memory_mb=args.memory_mb)
-    report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
-                          workers=args.workers, limits=limits)
+    try:
+        report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
+                              workers=args.workers, limits=limits)
+    except FileNotFoundError as error:   # an unknown assignment or submissions folder
+        print(f"course grade: {error}", file=sys.stderr)
+        return 2
     print(grader.summary(report))
     return 0
 

@@ -261,8 +261,8 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     release_dir = course_root / config.CourseDirectory.release_directory / assignment
     if not source_dir.is_dir():
         raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
-    grading.generate(course_root, assignment)   # the gradebook learns the source cells
     students = submissions.collect(submitted, assignment)
+    grading.generate(course_root, assignment)   # the gradebook learns the source cells
     notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
                  for p in sorted(source_dir.glob("*.ipynb"))}
     points = {}
@@ -323,10 +323,9 @@ def _record(course_root: Path, assignment: str, results: list[dict],
             resources = {"nbgrader": {"notebook": name, "assignment": assignment,
                                       "student": student, "db_url": api.coursedir.db_url}}
             SaveAutoGrades().preprocess(quiet, resources)
-            for folder, notebook in (("autograded", executed),):
-                target = course_root / folder / student / assignment / f"{name}.ipynb"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(notebook, target)
+            target = course_root / "autograded" / student / assignment / f"{name}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, target)
             target = course_root / "submitted" / student / assignment / f"{name}.ipynb"
             if nb["submitted"] and Path(nb["submitted"]).resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -109,10 +109,11 @@ def find_notebook(folder: Path, name: str, release: nbformat.NotebookNode,
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a submitted notebook; :class:`SubmissionError` if it is not a valid one."""
+    """Read a submitted notebook; :class:`SubmissionError` if it is not a valid one (a
+    missing or unreadable file raises OSError as usual)."""
+    data = Path(path).read_bytes()
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        notebook = nbformat.reads(text, as_version=4)
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
     except UnicodeDecodeError:
         raise SubmissionError(f"{Path(path).name} is not a text file") from None
     except Exception as error:   # NotJSONError, a schema error, a missing key …
@@ -237,7 +238,6 @@ def graded_notebook(submitted: nbformat.NotebookNode | None, release: nbformat.N
                 plain.setdefault("execution_count", None)
             extras.setdefault(anchor, []).append(plain)
     cells = list(extras.get(None, []))
-    release_anchor = None
     for cell in release.cells:
         gid = grade_id(cell)
         if gid is None:          # a release cell without metadata (a try-it cell)
@@ -254,7 +254,6 @@ def graded_notebook(submitted: nbformat.NotebookNode | None, release: nbformat.N
             chosen.outputs, chosen.execution_count = [], None
         cells.append(chosen)
         cells.extend(extras.get(gid, []))
-        release_anchor = gid
     notebook = _copy(release)
     notebook.cells = cells
     return notebook
