@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.e
               pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-LIMITS = Limits(cell_seconds=4, notebook_seconds=60, memory_mb=2048, file_mb=5, output_kb=64,
+LIMITS = Limits(cell_seconds=4, notebook_seconds=60, memory_mb=1024, file_mb=5, output_kb=64,
                 probe_seconds=3)
 HIDDEN_ADD = "assert add(-5, 5) == 0 and add(0.5, 0.25) == 0.75"
 HIDDEN_NORM = "assert math.isclose(norm([1, 2, 2]), 3.0)"
