@@ -9,6 +9,8 @@ One module per concept of the lectures:
 - :mod:`course_lib.models`   — the 4-block conv net and an MLP (``functional_call``-ready)
 - :mod:`course_lib.training` — fit loop with history, accuracy, mean ± 95% CI
 - :mod:`course_lib.finetuning` — transfer by fine-tuning: freezing, layer-wise α, adapters
+- :mod:`course_lib.multitask` — multi-task learning: conditioning on zᵢ, sharing, task weighting, PCGrad
+- :mod:`course_lib.bayes`    — the hierarchical Gaussian model: posteriors, entropy, empirical Bayes
 - :mod:`course_lib.protonets` — prototypical networks: class means of embeddings, distances as logits
 - :mod:`course_lib.baselines` — Baseline / Baseline++ of "a closer look", same-episode comparisons
 - :mod:`course_lib.blackbox` — black-box meta-learning: sequences, MANN and attention readers
