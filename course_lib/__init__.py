@@ -14,6 +14,7 @@ One module per concept of the lectures:
 - :mod:`course_lib.protonets` — prototypical networks: class means of embeddings, distances as logits
 - :mod:`course_lib.baselines` — Baseline / Baseline++ of "a closer look", same-episode comparisons
 - :mod:`course_lib.blackbox` — black-box meta-learning: sequences, MANN and attention readers
+- :mod:`course_lib.continual` — continual learning: streams, replay, EWC, La-MAML, the accuracy matrix R
 - :mod:`course_lib.rl`       — RL basics: returns, gridworld, value iteration, bandits, Q-learning, REINFORCE
 - :mod:`course_lib.plots`    — the figures notebooks share
 - :mod:`course_lib.results`  — headline figures of a notebook, for ``build/results.json``
