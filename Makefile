@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 # nbgrader shells out to `alembic`, so the venv's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: course test bench paper setup data release lab clean
+.PHONY: course test bench paper setup data release lab clean browser
 
 course: setup data release   ## everything: install, data, student release, all notebooks -> build/
 	$(BIN)/python -m course_lib.build
 
-test: setup data             ## everything, then the whole test suite at the quick budget
+test: setup data browser     ## everything, then the whole test suite at the quick budget
 	COURSE_BUDGET=$${COURSE_BUDGET:-quick} $(BIN)/python -m pytest --nbval-lax tests notebooks solutions
 
 bench: setup                 ## meta-training throughput -> build/results.json "benchmarks"
@@ -34,6 +34,22 @@ data: setup                  ## find or fetch the data sets and cache decoded te
 
 release: setup               ## regenerate assignments/ from solutions/ with nbgrader
 	$(BIN)/python -m course_lib.grading release
+
+# tests/test_book.py opens the course book in Debian's headless Chromium and chromedriver
+browser:                     ## install chromium + chromium-driver when missing (root: apt-get)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver (apt-get) for tests/test_book.py"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  elif [ "$${CI:-}" = true ]; then \
+	    echo "chromium and chromium-driver are missing and this is not root:" \
+	         "apt-get install chromium chromium-driver" >&2; exit 1; \
+	  else \
+	    echo "NOTE: chromium / chromium-driver are missing and this is not root, so the" \
+	         "browser test of the course book is skipped (sudo apt-get install chromium chromium-driver)"; \
+	  fi; \
+	fi
 
 lab: setup                   ## JupyterLab on the repository (students)
 	$(BIN)/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

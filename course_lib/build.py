@@ -8,6 +8,8 @@ at the budget ``COURSE_BUDGET`` names (default: ``default``) and writes
 - ``build/figures/`` — the figures and each notebook's headline numbers,
 - ``build/results.json`` — ``{"notebooks": {name: {"budget", "seconds", "figures"}},
   "benchmarks": {...}, "skipped": {...}, "failed": {...}}``.
+- ``build/book/index.html`` — the course book, rendered from all of the above by
+  :mod:`course_lib.book`.
 
 A notebook declares the data sets it needs in its metadata (``"course": {"data": [...]}``).
 When one of them cannot be had, the notebook is skipped — the others still run — and the
@@ -66,7 +68,8 @@ def benchmarks() -> dict:
 
 
 def main(folder: Path = REPO / "notebooks") -> int:
-    """Execute the notebooks of ``folder`` (default: ``notebooks/``); 1 if one failed, else 0."""
+    """Execute the notebooks of ``folder`` (default: ``notebooks/``, then render the course book
+    from them); 1 if one failed, else 0."""
     out = build_dir()
     out.mkdir(parents=True, exist_ok=True)
     budget = get_budget()
@@ -108,6 +111,9 @@ def main(folder: Path = REPO / "notebooks") -> int:
         results["benchmarks"].update(benchmarks())
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     summary(results, out)
+    if folder == REPO / "notebooks":  # the book is of the course's notebooks, not a test folder's
+        from . import book
+        print(f"wrote the course book: {book.build(out)}")
     return 1 if results["failed"] else 0
 
 
