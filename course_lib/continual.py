@@ -10,7 +10,8 @@ This module holds the pieces of ``notebooks/07_continual_learning.ipynb`` and th
 - task streams (:class:`Stream`): permuted MNIST (domain-incremental) and split MNIST in its
   task-incremental (a head mask: only the task's 2 logits) and class-incremental (all 10
   logits, no task id) forms;
-- a reservoir-sampled replay memory (:class:`ReservoirBuffer`, Vitter's algorithm R);
+- a reservoir-sampled replay memory (:class:`ReservoirBuffer`, Vitter's algorithm R), or one
+  reservoir per task with a hard cap (:class:`TaskReservoirs`);
 - the diagonal Fisher (:func:`diagonal_fisher`), the EWC penalty (:func:`ewc_penalty`,
   Kirkpatrick et al. 2017) and the plain L2 tie (:func:`l2_penalty`);
 - the metrics of R (:func:`average_accuracy`, :func:`backward_transfer`,
@@ -227,6 +228,60 @@ class ReservoirBuffer:
         if self.task is None:
             return [0] * tasks
         return torch.bincount(self.task[:len(self)], minlength=tasks).tolist()
+
+
+class TaskReservoirs:
+    """A replay memory with a hard cap per task: one :class:`ReservoirBuffer` of ``per_task``
+    slots for each task id, filled by reservoir sampling within that task's stream.
+
+    Unlike a single reservoir of ``per_task`` · T slots (whose per-task shares are only equal on
+    average, and which early in the stream holds nothing but the first task), no task ever
+    holds more than ``per_task`` examples. It needs the task id of every example. ``sample``
+    draws uniformly from everything stored, as :meth:`ReservoirBuffer.sample` does.
+    """
+
+    def __init__(self, per_task: int, seed: int = 0):
+        if per_task < 1:
+            raise ValueError(f"per_task must be ≥ 1, got {per_task}")
+        self.per_task, self.seed = per_task, seed
+        self.buffers: dict[int, ReservoirBuffer] = {}
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+    @property
+    def seen(self) -> int:
+        return sum(b.seen for b in self.buffers.values())
+
+    @property
+    def capacity(self) -> int:
+        return self.per_task * len(self.buffers)
+
+    def add(self, x: torch.Tensor, y: torch.Tensor, task: torch.Tensor | int = 0) -> None:
+        """Offer a batch; each item goes to its own task's reservoir. x (B, …), y (B,), task
+        ids (B,) or one int."""
+        task = torch.as_tensor(task).expand(len(y)) if torch.as_tensor(task).dim() == 0 else task
+        for t in task.unique().tolist():
+            if t not in self.buffers:
+                self.buffers[t] = ReservoirBuffer(self.per_task, seed=self.seed + 1 + t)
+            keep = task == t
+            self.buffers[t].add(x[keep], y[keep], task[keep])
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n stored items drawn uniformly with replacement over all tasks' reservoirs."""
+        if len(self) == 0:
+            raise ValueError("the memory is empty: add items before sampling")
+        stored = [b for b in self.buffers.values() if len(b)]
+        x = torch.cat([b.x[:len(b)] for b in stored])
+        y = torch.cat([b.y[:len(b)] for b in stored])
+        task = torch.cat([b.task[:len(b)] for b in stored])
+        idx = torch.randint(len(y), (n,), generator=self.g)
+        return x[idx], y[idx], task[idx]
+
+    def counts(self, tasks: int) -> list[int]:
+        """How many stored items come from each task 0…tasks−1."""
+        return [len(self.buffers[t]) if t in self.buffers else 0 for t in range(tasks)]
 
 
 # ---------------------------------------------------------------------------- EWC
@@ -559,20 +614,25 @@ class Replay(Naive):
 
     Args:
         per_task: memory slots per task of the stream (capacity = per_task · T).
+        cap_per_task: keep one reservoir of ``per_task`` slots per task (:class:`TaskReservoirs`,
+            a hard cap; needs task ids) instead of one reservoir of ``per_task`` · T slots.
         replay_batch: memory examples per step (default: the incoming batch size).
     """
 
     name = "replay"
 
-    def __init__(self, per_task: int = 200, replay_batch: int | None = None, seed: int = 0, **kw):
+    def __init__(self, per_task: int = 200, replay_batch: int | None = None, seed: int = 0,
+                 cap_per_task: bool = False, **kw):
         super().__init__(**kw)
         self.per_task, self.replay_batch, self.seed = per_task, replay_batch, seed
-        self.memory: ReservoirBuffer | None = None
+        self.cap_per_task = cap_per_task
+        self.memory: ReservoirBuffer | TaskReservoirs | None = None
 
     def begin_task(self, model, task, stream):
         super().begin_task(model, task, stream)
         if self.memory is None:
-            self.memory = ReservoirBuffer(self.per_task * len(stream), seed=self.seed)
+            self.memory = (TaskReservoirs(self.per_task, seed=self.seed) if self.cap_per_task
+                           else ReservoirBuffer(self.per_task * len(stream), seed=self.seed))
 
     def objective(self, model, x, y, ids, task, stream):
         """ℒᵢ on the incoming batch + ℒ on a memory batch (each example with its own task's mask)."""

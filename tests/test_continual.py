@@ -433,3 +433,23 @@ def test_edge_cases_found_by_the_assignment_review():
     stars = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     assert set(fisher) == set(stars) == {"bias"}
     cl.ewc_penalty(dict(model.named_parameters()), stars, fisher, 1.0)  # no name mismatch
+
+
+def test_task_reservoirs_cap_every_task_and_sample_all_of_them():
+    """checks the hard cap per task, reservoir uniformity within a task, and sampling from all."""
+    memory = cl.TaskReservoirs(per_task=10, seed=0)
+    x = torch.arange(300.0)[:, None]
+    memory.add(x[:200], torch.zeros(200, dtype=torch.long), 0)
+    memory.add(x[200:], torch.ones(100, dtype=torch.long), 1)
+    assert memory.counts(3) == [10, 10, 0] and len(memory) == 20 and memory.seen == 300
+    _, _, task = memory.sample(2000)
+    assert 0.4 < task.float().mean().item() < 0.6  # both tasks' reservoirs are drawn from
+    kept = torch.zeros(200)
+    for seed in range(300):  # each of task 0's 200 examples is kept with probability 10/200
+        m = cl.TaskReservoirs(per_task=10, seed=seed)
+        m.add(x[:200], torch.zeros(200, dtype=torch.long), 0)
+        kept[m.buffers[0].x[:, 0].long()] += 1
+    assert abs(kept.mean().item() - 300 * 10 / 200) < 1e-9
+    assert kept.max().item() < 35  # binomial(300, 0.05): mean 15, sd 3.8
+    with pytest.raises(ValueError, match="empty"):
+        cl.TaskReservoirs(5).sample(1)
