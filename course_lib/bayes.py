@@ -25,6 +25,7 @@ import torch
 from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
 from .plots import finish
+from .seeding import as_generator
 
 DTYPE = torch.float64
 
@@ -48,15 +49,6 @@ def _variance(value, name: str, positive: bool = False) -> torch.Tensor:
     return v
 
 
-def _generator(generator) -> torch.Generator:
-    """A ``torch.Generator``, or one seeded with the int ``generator``."""
-    if isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
-    raise ValueError(f"generator should be a torch.Generator or an int seed, got {generator!r}")
-
-
 def _count(value, name: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} should be an int ≥ {minimum}, got {value!r}")
@@ -66,7 +58,7 @@ def _count(value, name: str, minimum: int = 0) -> int:
 # ---------------------------------------------------------------------------- sampling
 def sample_theta(worlds: int, mu0: float, s02: float, generator) -> torch.Tensor:
     """θ ~ 𝒩(μ₀, s₀²), one per "world" (a meta-training distribution); shape (worlds,)."""
-    g, s02 = _generator(generator), _variance(s02, "s02")
+    g, s02 = as_generator(generator), _variance(s02, "s02")
     return mu0 + s02.sqrt() * torch.randn(_count(worlds, "worlds", 1), generator=g, dtype=DTYPE)
 
 
@@ -83,7 +75,7 @@ def sample_tasks(theta, tau2: float, sigma2: float, tasks: int, K: int, generato
     Returns:
         phi of shape (..., n) and y of shape (..., n, K).
     """
-    g, theta = _generator(generator), _tensor(theta, "theta")
+    g, theta = as_generator(generator), _tensor(theta, "theta")
     tau, sigma = _variance(tau2, "tau2").sqrt(), _variance(sigma2, "sigma2").sqrt()
     n, K = _count(tasks, "tasks", 1), _count(K, "K")
     phi = theta[..., None] + tau * torch.randn(*theta.shape, n, generator=g, dtype=DTYPE)

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from .models import MLP
 from .plots import finish, running_mean
+from .seeding import as_generator
 
 # Gymnasium's grid worlds (FrozenLake, CliffWalking) number the moves this way.
 ACTIONS = ("left", "down", "right", "up")
@@ -70,15 +71,6 @@ def _count(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} should be an int ≥ {minimum}, got {value!r}")
     return value
-
-
-def _generator(generator) -> torch.Generator:
-    """A ``torch.Generator``, or one seeded with the int ``generator``."""
-    if isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
-    raise ValueError(f"generator should be a torch.Generator or an int seed, got {generator!r}")
 
 
 # ---------------------------------------------------------------------------- returns
@@ -444,7 +436,7 @@ def epsilon_greedy(q, epsilon: float, generator) -> torch.Tensor:
     Returns:
         actions, long, shape () for q of shape (A,), else (B,).
     """
-    q, epsilon, g = torch.as_tensor(q), _probability(epsilon, "epsilon"), _generator(generator)
+    q, epsilon, g = torch.as_tensor(q), _probability(epsilon, "epsilon"), as_generator(generator)
     if q.dim() not in (1, 2) or q.shape[-1] == 0:
         raise ValueError(f"q should have shape (A,) or (B, A) with A ≥ 1, got {tuple(q.shape)}")
     batch = q.shape[:-1]
@@ -470,7 +462,7 @@ def bandit_regret(means, epsilon: float, steps: int, runs: int = 100, generator=
     mu = torch.as_tensor(means, dtype=DTYPE)
     if mu.dim() != 1 or len(mu) < 2:
         raise ValueError(f"means should have shape (K,) with K ≥ 2 arms, got {tuple(mu.shape)}")
-    steps, runs, g = _count(steps, "steps"), _count(runs, "runs"), _generator(generator)
+    steps, runs, g = _count(steps, "steps"), _count(runs, "runs"), as_generator(generator)
     q = torch.zeros(runs, len(mu), dtype=DTYPE)  # sample-average estimates
     n = torch.zeros(runs, len(mu), dtype=DTYPE)  # pulls per arm
     rows, lost = torch.arange(runs), torch.empty(runs, steps, dtype=DTYPE)

@@ -21,6 +21,19 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def as_generator(generator) -> torch.Generator:
+    """A ``torch.Generator`` as it is, or a new one seeded with the int ``generator``.
+
+    For samplers that accept either (``generator=0`` or ``generator=torch.Generator()``); any
+    other value is a ValueError that names what was expected.
+    """
+    if isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, int) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(generator)
+    raise ValueError(f"generator should be a torch.Generator or an int seed, got {generator!r}")
+
+
 def get_device() -> torch.device:
     """The GPU when one is present, otherwise the CPU (every experiment runs on a CPU)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
