@@ -167,8 +167,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (1.96 · std / √n)."""
-    v = torch.as_tensor(list(values), dtype=torch.float64)
+    """Mean and the half-width of its 95% confidence interval (1.96 · std / √n).
+
+    ``values``: a tensor (any shape, flattened) or an iterable of numbers."""
+    v = (values.detach().flatten().double() if isinstance(values, torch.Tensor)
+         else torch.as_tensor(list(values), dtype=torch.float64))
     if len(v) < 2:
         return v.mean().item(), float("nan")
     return v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v))
