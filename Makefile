@@ -5,27 +5,41 @@ BIN    := $(VENV)/bin
 # nbgrader shells out to `alembic`, so the venv's bin/ must be on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: course test bench paper setup data release lab clean browser
+.PHONY: course test test-fast bench paper setup data release lab clean browser
 
 course: setup data release   ## everything: install, data, student release, all notebooks -> build/
-	$(BIN)/python -m course_lib.build
+	$(BIN)/python -m course_site.build
+
+# Two test processes (pytest-xdist), one BLAS/OpenMP thread each (two kernels with two threads
+# each on two cores run many times slower than with one). Each file -- a notebook's cells, a
+# module's fixtures -- runs in one process (--dist loadfile; conftest.py also keeps a notebook
+# with the one whose model it reuses), so every notebook is executed once per run; notebooks
+# come first, so the longest start first.
+# The solution notebooks run in tests/test_grading.py (graded, every cell checked).
+TEST_WORKERS ?= 2
+TEST_ENV = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: setup data browser     ## everything, then the whole test suite at the quick budget
-	COURSE_BUDGET=$${COURSE_BUDGET:-quick} $(BIN)/python -m pytest --nbval-lax tests notebooks solutions
+	$(TEST_ENV) COURSE_BUDGET=$${COURSE_BUDGET:-quick} $(BIN)/python -m pytest \
+	  -n $(TEST_WORKERS) --dist loadfile --durations=20 --nbval-lax notebooks tests
+
+test-fast: setup data        ## the edit loop: unit tests only (no notebook, grading or browser run)
+	$(TEST_ENV) COURSE_BUDGET=quick $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	  -m "not slow" tests
 
 bench: setup                 ## meta-training throughput -> build/results.json "benchmarks"
-	$(BIN)/python -m course_lib.benchmarks
-	$(BIN)/python -m course_lib.grading_benchmark
+	$(BIN)/python -m course_site.benchmarks
+	$(BIN)/python -m course_site.grading_benchmark
 
 paper: setup data            ## paper-scale MAML and ProtoNets on a GPU -> build/paper.json (hours)
-	$(BIN)/python -m course_lib.paper
+	$(BIN)/python -m course_site.paper
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[all]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -33,7 +47,7 @@ data: setup                  ## find or fetch the data sets and cache decoded te
 	$(BIN)/python -m course_lib.data prepare
 
 release: setup               ## regenerate assignments/ from solutions/ with nbgrader
-	$(BIN)/python -m course_lib.grading release
+	$(BIN)/python -m course_grading.grading release
 
 # tests/test_book.py opens the course book in Debian's headless Chromium and chromedriver
 browser:                     ## install chromium + chromium-driver when missing (root: apt-get)

@@ -1,42 +1,85 @@
-"""Repository-wide pytest hook: notebooks whose data sets are missing are skipped, not failed.
+"""Repository-wide pytest hooks for the notebooks nbval executes (``notebooks/*.ipynb``).
 
-nbval executes ``notebooks/*.ipynb`` and ``solutions/*/*.ipynb``. A notebook lists the data
-sets it needs in its metadata (``"course": {"data": [...]}``); when one cannot be had, the
-notebook's cells are skipped with the loader's message — except under ``CI=true``, where the
-data must be present and the notebook runs (and fails with that message).
+- **Missing data.** A notebook lists the data sets it needs in its metadata (``"course":
+  {"data": [...]}``, read by :func:`course_lib.data.missing_for`); when one cannot be had, the
+  notebook's cells are skipped with the loader's message — except under ``CI=true``, where the
+  data must be present and the notebook runs (and fails with that message).
+- **Once per run.** The browser test of the course book (``tests/test_book.py``) executes a
+  few lecture notebooks with the course build and fails if one of them fails; when it is part
+  of the session, nbval does not execute those notebooks a second time.
+- **One process per file.** Under pytest-xdist every file goes to one process, whole (a
+  notebook's cells share one kernel, a module's fixtures one process), as ``--dist loadfile``
+  does; and a notebook that loads a model another one trains (``"course": {"reuses": [...]}``
+  in its metadata, e.g. 06 reuses the MAML model of 05) runs after it in the same process.
 """
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
-import nbformat
 import pytest
 
 os.environ.setdefault("COURSE_BUDGET", "quick")
 
-_status: dict = {}
-
-
-def _missing(path) -> list[str]:
-    from course_lib import data
-
-    nb = nbformat.read(str(path), as_version=4)
-    needs = nb.metadata.get("course", {}).get("data", [])
-    for ds in needs:
-        if ds not in _status:
-            _status[ds] = data.available(ds)
-    return [str(_status[ds]) for ds in needs if _status[ds] is not None]
-
 
 def pytest_collection_modifyitems(config, items):
+    executed_by_book = _executed_by_book_test(items)
+    if executed_by_book:
+        kept = [i for i in items if not _is_notebook(i) or i.path.stem not in executed_by_book]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     if os.environ.get("CI", "").lower() == "true":
         return
-    cache = {}
+    from course_lib import data
+
+    missing = {}
     for item in items:
-        path = getattr(item, "path", None)
-        if path is None or path.suffix != ".ipynb":
+        if not _is_notebook(item):
             continue
-        if path not in cache:
-            cache[path] = _missing(path)
-        if cache[path]:
-            item.add_marker(pytest.mark.skip(reason=cache[path][0]))
+        path = item.path
+        if path not in missing:
+            missing[path] = data.missing_for(path)
+        if missing[path]:
+            item.add_marker(pytest.mark.skip(reason=str(missing[path][0])))
+
+
+def _is_notebook(item) -> bool:
+    return getattr(item, "path", None) is not None and item.path.suffix == ".ipynb"
+
+
+def _executed_by_book_test(items) -> set[str]:
+    """Names of the lecture notebooks that the collected book test will execute itself."""
+    if os.environ.get("COURSE_BOOK_TEST_BUILD"):  # it checks an existing build instead
+        return set()
+    for item in items:
+        if item.name == "test_book_in_a_browser":
+            return set(item.module.SMALL_SET)
+    return set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduling by file, with each notebook in the unit of the one it reuses."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return _REUSES.get(path, path)
+
+    return ByFile(config, log)
+
+
+def _reuses() -> dict[str, str]:
+    """``notebooks/06_….ipynb`` → ``notebooks/05_maml.ipynb`` for each notebook that reuses a
+    model another notebook trains."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("notebooks/*.ipynb")):
+        reuses = json.loads(path.read_text())["metadata"].get("course", {}).get("reuses", [])
+        if reuses:
+            found[f"notebooks/{path.name}"] = f"notebooks/{reuses[0]}.ipynb"
+    return found
+
+
+_REUSES = _reuses()

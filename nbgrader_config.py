@@ -1,5 +1,5 @@
 # nbgrader's configuration for the course (read from the current directory, so run nbgrader
-# from the repository root, or use `python -m course_lib.grading`, which loads this file).
+# from the repository root, or use `python -m course_grading.grading`, which loads this file).
 #
 # The repository's top-level folders are nbgrader's own: solutions/<assignment>/ is the source
 # (instructor) version, assignments/<assignment>/ the student release. `make release` rewrites

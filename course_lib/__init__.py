@@ -1,13 +1,17 @@
-"""course_lib: the helper package of the transfer- and meta-learning course.
+"""course_lib: the teaching library of the transfer- and meta-learning course.
 
-One module per concept of the lectures:
+What lecture notebooks and assignments import, one module per concept of the lectures. The
+grading system (:mod:`course_grading`) and the course site (:mod:`course_site`) are packages of
+their own beside it; nothing here imports them.
 
 - :mod:`course_lib.budget`   — the quick / default / full experiment sizes
 - :mod:`course_lib.seeding`  — ``seed_everything`` and the compute device
+- :mod:`course_lib.paths`    — where the repository, data, cache and build are
 - :mod:`course_lib.data`     — Omniglot, MNIST, Fashion-MNIST, digits from ``COURSE_DATA``
 - :mod:`course_lib.episodes` — N-way K-shot episodes (𝒟ᵗʳ support, 𝒟ᵗˢ query)
 - :mod:`course_lib.models`   — the 4-block conv net and an MLP (``functional_call``-ready)
-- :mod:`course_lib.training` — fit loop with history, accuracy, mean ± 95% CI
+- :mod:`course_lib.training` — fit loop with history, the model cache, accuracy, mean ± 95% CI
+- :mod:`course_lib.gradients` — gradients as flat vectors (PCGrad, gradient alignment)
 - :mod:`course_lib.finetuning` — transfer by fine-tuning: freezing, layer-wise α, adapters
 - :mod:`course_lib.multitask` — multi-task learning: conditioning on zᵢ, sharing, task weighting, PCGrad
 - :mod:`course_lib.bayes`    — the hierarchical Gaussian model: posteriors, entropy, empirical Bayes
@@ -18,12 +22,7 @@ One module per concept of the lectures:
 - :mod:`course_lib.rl`       — RL basics: returns, gridworld, value iteration, bandits, Q-learning, REINFORCE
 - :mod:`course_lib.plots`    — the figures notebooks share
 - :mod:`course_lib.results`  — headline figures of a notebook, for ``build/results.json``
-- :mod:`course_lib.grading`  — nbgrader release and autograding helpers
-- :mod:`course_lib.submissions` — a submission checked against the release (tampering) and rebuilt
-- :mod:`course_lib.sandbox`  — a Jupyter kernel with limits, isolated by Linux namespaces
-- :mod:`course_lib.runner`   — run a notebook's cells in the sandbox, whatever they do
-- :mod:`course_lib.grader`   — grade a class in parallel: gradebook, CSV, feedback, summary
-- :mod:`course_lib.cli`      — the ``course`` command: check, release, grade
+- :mod:`course_lib.checks`   — test-cell helpers: ``expect_written``, ``expect_raises``
 """
 from .budget import Budget, get_budget
 
@@ -31,8 +30,8 @@ __all__ = ["Budget", "get_budget", "seed_everything", "get_device"]
 
 
 def __getattr__(name: str):
-    """``seed_everything`` and ``get_device`` import torch on first use, so tools that need no
-    torch (``course check``, the grader's workers) start quickly."""
+    """``seed_everything`` and ``get_device`` import torch on first use, so the grading system,
+    which uses :mod:`course_lib.paths`, starts without torch."""
     if name in ("seed_everything", "get_device"):
         from . import seeding
 

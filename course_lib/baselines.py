@@ -135,7 +135,7 @@ def compare_learners(learners: dict, data: ImageSet, shots: list[int], episodes:
     for name, make in tqdm(learners.items(), desc="learners", disable=not progress, leave=False):
         results[name] = []
         for k in shots:
-            sampler = EpisodeSampler(data, torch.arange(data.classes), ways, k, queries, seed)
+            sampler = EpisodeSampler(data, ways=ways, shots=k, queries=queries, seed=seed)
             results[name].append(evaluate_episodes(make(k), sampler, episodes, progress=progress,
                                                    desc=f"{name} {ways}-way {k}-shot"))
     return results

@@ -321,7 +321,7 @@ def attention_on_features(theta: ConvNet, images: ImageSet, ways: int, shots: in
     features = embed(raw, scale)
     seed_everything(seed)
     reader = AttentionReader(theta.width, ways)
-    sampler = EpisodeSampler(features, torch.arange(features.classes), ways, shots, 1, seed)
+    sampler = EpisodeSampler(features, ways=ways, shots=shots, queries=1, seed=seed)
     history = meta_train(BlackBox(nn.Identity(), reader), sampler, steps, seed=seed,
                          progress=progress, desc=f"attention reader, {ways}-way {shots}-shot")
     return BlackBox(nn.Sequential(encoder, scale), reader).eval(), history

@@ -19,9 +19,9 @@ Run ``python -m course_lib.data prepare`` to fetch, check and cache everything a
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import stat
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import cache_dir, data_dir
+
 DATASETS = ("omniglot", "mnist", "fashion_mnist", "digits")
 FETCH_COMMAND = "make data   (or: python -m course_lib.data prepare)"
 
@@ -75,24 +76,7 @@ class ImageSet:
 
 
 # ---------------------------------------------------------------------------- directories
-def data_dir() -> Path:
-    """The data directory: ``COURSE_DATA`` or ``data/`` at the repository root."""
-    return Path(os.environ.get("COURSE_DATA", REPO / "data")).expanduser().resolve()
-
-
-def cache_dir() -> Path:
-    """Where decoded tensors go: inside the data directory unless it is read-only.
-
-    The owner's write bit decides (not ``os.access``, which is always true for root), so a
-    read-only shared copy is never written to.
-    """
-    root = data_dir()
-    if root.is_dir() and root.stat().st_mode & stat.S_IWUSR:
-        path = root / "cache"
-    else:
-        path = REPO / "data" / "cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+# data_dir() and cache_dir() live in course_lib.paths, the one module that knows the layout.
 
 
 def _cached(key: str, build) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,6 +288,31 @@ def available(name: str) -> DataUnavailable | None:
     except DataUnavailable as err:
         return err
     return None
+
+
+_status: dict[tuple[str, Path], DataUnavailable | None] = {}
+
+
+def needed_by(notebook) -> list[str]:
+    """The data sets a notebook (a path or a parsed notebook) declares in its metadata:
+    ``"course": {"data": ["omniglot", ...]}``."""
+    if not isinstance(notebook, dict):
+        notebook = json.loads(Path(notebook).read_text())
+    return list(notebook.get("metadata", {}).get("course", {}).get("data", []))
+
+
+def missing_for(notebook) -> list[DataUnavailable]:
+    """What keeps a notebook from running: the error of each data set it needs that cannot be
+    had (empty: it can run). Each data set is checked once per data directory and process."""
+    return [err for err in map(checked, needed_by(notebook)) if err is not None]
+
+
+def checked(name: str) -> DataUnavailable | None:
+    """:func:`available`, checked once per data directory and process."""
+    key = (name, data_dir())
+    if key not in _status:
+        _status[key] = available(name)
+    return _status[key]
 
 
 def prepare(names=DATASETS) -> dict[str, DataUnavailable | None]:

@@ -60,21 +60,34 @@ def split_classes(classes: int, sizes: list[int], seed: int = 0) -> list[torch.T
 class EpisodeSampler:
     """Draws N-way K-shot episodes from ``data`` using only the class ids in ``classes``.
 
+    >>> sampler = EpisodeSampler(data, ways=5, shots=1, queries=15, seed=0)    # all classes
+    >>> sampler = EpisodeSampler(data, train_classes, ways=5, shots=1)         # a split only
+
     Args:
         data: images and labels.
-        classes: the class ids this sampler may use (e.g. a meta-training split).
-        ways: N, classes per episode.
-        shots: K, support examples per class.
+        classes: the class ids this sampler may use (e.g. a meta-training split); ``None``
+            (the default) means every class of ``data``, ``torch.arange(data.classes)``.
+        ways: N, classes per episode (required; keyword, or third positional argument).
+        shots: K, support examples per class (required; keyword, or fourth positional argument).
         queries: query examples per class.
         seed: seeds the sampler's own generator, so the k-th episode is the same on every run.
         device: where the episodes' tensors go (e.g. ``"cuda"``); sampling itself stays on
             the CPU, so the stream of episodes is the same on every device.
+
+    Raises:
+        TypeError: ``ways`` or ``shots`` is missing.
+        ValueError: class ids outside ``data``, more ways than classes, or a class with fewer
+            than ``shots + queries`` examples.
     """
 
-    def __init__(self, data: ImageSet, classes: torch.Tensor, ways: int, shots: int,
-                 queries: int = 15, seed: int = 0, device=None):
+    def __init__(self, data: ImageSet, classes: torch.Tensor | None = None, ways: int | None = None,
+                 shots: int | None = None, queries: int = 15, seed: int = 0, device=None):
+        missing = [name for name, value in (("ways", ways), ("shots", shots)) if value is None]
+        if missing:
+            raise TypeError(f"EpisodeSampler needs {' and '.join(missing)} (N-way K-shot), e.g. "
+                            "EpisodeSampler(data, ways=5, shots=1)")
         self.data, self.ways, self.shots, self.queries = data, ways, shots, queries
-        self.classes = torch.as_tensor(classes)
+        self.classes = torch.arange(data.classes) if classes is None else torch.as_tensor(classes)
         if len(self.classes) and not 0 <= int(self.classes.min()) <= int(self.classes.max()) < data.classes:
             raise ValueError(f"class ids must lie in 0…{data.classes - 1} for {data.name}")
         if ways > len(self.classes):

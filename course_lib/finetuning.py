@@ -16,11 +16,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .budget import Budget
-from .data import ImageSet, cache_dir
+from .data import ImageSet
 from .episodes import Episode, EpisodeSampler
 from .models import ConvNet
 from .seeding import seed_everything
-from .training import accuracy, fit, mean_ci
+from .training import accuracy, cached, fit, mean_ci
 
 PRETRAIN_DRAWERS = 15  # drawers 0–14 of each source class train θ; 15–19 stay held out
 
@@ -43,23 +43,17 @@ def pretrain(source: ImageSet, budget: Budget, seed: int = 0, steps: int | None 
         labels: train on these labels instead of ``source.y`` (e.g. shuffled labels).
         tag: a name for the cache entry when ``labels`` or the images are non-standard.
 
-    The weights are cached under ``cache/models`` keyed by source, budget and seed, so the
-    second notebook that needs θ loads it instead of training it again.
+    The weights are cached (:func:`course_lib.training.cached`) keyed by source, budget and
+    seed, so the second notebook that needs θ loads it instead of training it again.
     """
     steps = steps or budget.pretrain_steps
     y = source.y if labels is None else labels
     outputs = int(y.max()) + 1
     key = f"{source.name}{tag}_n{len(y)}_c{outputs}_w{budget.width}_s{steps}_seed{seed}"
-    path = cache_dir() / "models" / (key.replace("/", "-") + ".pt")
     seed_everything(seed)
     model = ConvNet(outputs, width=budget.width)
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    fit(model, source.x, y, steps, lr=1e-3, batch_size=64, seed=seed, progress=progress,
-        desc=f"pre-train θ on {source.name}{tag}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    cached(model, key, lambda: fit(model, source.x, y, steps, lr=1e-3, batch_size=64, seed=seed,
+                                   progress=progress, desc=f"pre-train θ on {source.name}{tag}"))
     return model.eval()
 
 
@@ -199,7 +193,7 @@ def target_tasks(target: ImageSet, shots: int, budget: Budget, ways: int = 20,
     Each is an :class:`Episode` whose support set is the labelled target data 𝒟ᵗʳ_b and whose
     query set (``queries`` per class) measures test accuracy.
     """
-    sampler = EpisodeSampler(target, torch.arange(target.classes), ways, shots, queries, seed)
+    sampler = EpisodeSampler(target, ways=ways, shots=shots, queries=queries, seed=seed)
     return [sampler.sample() for _ in range(budget.repeats)]
 
 

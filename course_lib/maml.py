@@ -298,9 +298,8 @@ def omniglot(images, budget, steps: int | None = None, val_sampler=None, val_eve
         raise TypeError(f"unknown MAML setting(s) {sorted(set(setting) - set(OMNIGLOT))}")
     seed_everything(setting["seed"])
     model = ConvNet(setting["ways"], width=budget.width, batch_stats=True).to(device)
-    sampler = EpisodeSampler(images, torch.arange(images.classes), setting["ways"],
-                             setting["shots"], setting["queries"], seed=setting["seed"],
-                             device=device)
+    sampler = EpisodeSampler(images, ways=setting["ways"], shots=setting["shots"],
+                             queries=setting["queries"], seed=setting["seed"], device=device)
     key = f"maml_{images.name}_n{len(images)}_w{budget.width}_steps{steps}_" + "_".join(
         f"{k}{v}" for k, v in setting.items())
 

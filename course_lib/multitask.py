@@ -13,7 +13,8 @@ This module holds the pieces of notebook 02 and the ``multitask`` assignment:
   task descriptor zᵢ (concatenation, multiplicative gating);
 - the weighted objective (:func:`weighted_loss`), uncertainty weighting (Kendall et al. 2018),
   GradNorm (Chen et al. 2018), gradient surgery (:func:`pcgrad`, Yu et al. 2020) and soft
-  sharing (:func:`soft_tie`), all driven by one loop, :func:`train_multitask`.
+  sharing (:func:`soft_tie`), each as one step-gradient function (:func:`weighting_method`)
+  called by one loop, :func:`train_multitask`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ImageSet
+from .gradients import flat_grad, set_flat_grad
 
 FASHION_NAMES = ("T-shirt", "trouser", "pullover", "dress", "coat",
                  "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -359,10 +361,134 @@ def evaluate(model: MultiTaskMLP, tasks: list[Task]) -> list[float]:
     return scores
 
 
-def _flat_grads(loss: torch.Tensor, params: list) -> torch.Tensor:
-    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                      for g, p in zip(grads, params)])
+# ---------------------------------------------------------------------------- one step's gradient
+# A weighting method turns one step's task losses into the gradient for θ:
+#
+#     gradient, weights = method(losses, theta, penalty)
+#
+# losses: ℒ₁…ℒ_T, shape (T,); theta: the parameters θ (a list of tensors, P entries in all);
+# penalty: the soft-sharing term λ · soft_tie (a 0-d tensor, constant 0 when there is none).
+# gradient: shape (P,), what the optimiser steps along; weights: the wᵢ used, shape (T,).
+# Methods that learn their weights (sᵢ, GradNorm's wᵢ) take that step inside the call.
+
+
+def weighted_gradient(losses: torch.Tensor, weights: torch.Tensor, theta: list[torch.Tensor],
+                      penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """∇_θ (Σᵢ wᵢ ℒᵢ + penalty), shape (P,), and the weights w (T,) it used."""
+    return flat_grad(weighted_loss(losses, weights) + penalty, theta), weights
+
+
+def uniform_step(losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform weighting, wᵢ = 1: ∇_θ (Σᵢ ℒᵢ + penalty), shape (P,), and w = 1, shape (T,)."""
+    return weighted_gradient(losses, torch.ones(len(losses)), theta, penalty)
+
+
+class FixedWeightsStep:
+    """Fixed weights wᵢ chosen by hand: ∇_θ (Σᵢ wᵢ ℒᵢ + penalty).
+
+    Args:
+        weights: w, shape (T,).
+    """
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights.float()
+
+    def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return weighted_gradient(losses, self.weights, theta, penalty)
+
+
+class UncertaintyStep:
+    """Uncertainty weighting (:class:`UncertaintyWeighting`): θ descends Σᵢ ½ exp(−sᵢ) ℒᵢ + ½ sᵢ.
+
+    The same objective's gradient in s (T,) moves the sᵢ by one Adam step of size ``lr``; the
+    weights reported are the ½ exp(−sᵢ) in force before that step.
+    """
+
+    def __init__(self, tasks: int, lr: float):
+        self.weighting = UncertaintyWeighting(tasks)
+        self.optimizer = torch.optim.Adam(self.weighting.parameters(), lr=lr)
+
+    def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.weighting.log_var
+        weights = self.weighting.weights()
+        gradient = flat_grad(self.weighting(losses) + penalty, [*theta, s])  # (P + T,)
+        set_flat_grad([s], gradient[-len(s):])
+        self.optimizer.step()
+        return gradient[:-len(s)], weights
+
+
+class GradNormStep:
+    """GradNorm (:class:`GradNorm`): update the wᵢ from the gradient norms at W, then
+    ∇_θ (Σᵢ wᵢ ℒᵢ + penalty) with the new wᵢ.
+
+    Args:
+        tasks: T.
+        last_shared: W, the last shared weight matrix (:meth:`MultiTaskMLP.last_shared_weight`).
+    """
+
+    def __init__(self, tasks: int, last_shared: torch.Tensor):
+        self.gradnorm, self.last_shared = GradNorm(tasks), last_shared
+
+    def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.gradnorm.update(losses, self.last_shared)
+        return weighted_gradient(losses, self.gradnorm.weights(), theta, penalty)
+
+
+class PCGradStep:
+    """PCGrad: :func:`pcgrad` of the per-task gradients ∇_θ ℒᵢ (T, P), plus ∇_θ penalty; wᵢ = 1.
+
+    Args:
+        generator: draws the order of the other tasks (the training loop's, so one seed
+            fixes the run).
+    """
+
+    def __init__(self, generator: torch.Generator | None = None):
+        self.generator = generator
+
+    def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grads = torch.stack([flat_grad(loss, theta) for loss in losses])  # (T, P)
+        return pcgrad(grads, self.generator) + flat_grad(penalty, theta), torch.ones(len(losses))
+
+
+def weighting_method(weighting, model: MultiTaskMLP, tasks: int,
+                     generator: torch.Generator | None = None, weight_lr: float = 0.02):
+    """The step-gradient function for a ``weighting=`` value of :func:`train_multitask`.
+
+    Args:
+        weighting: ``"uniform"``, ``"uncertainty"``, ``"gradnorm"``, ``"pcgrad"`` or a tensor
+            of T fixed weights.
+        model: the network (GradNorm measures at its last shared weight).
+        tasks: T.
+        generator: PCGrad's source of task orders.
+        weight_lr: Adam's step size for the sᵢ of uncertainty weighting.
+    """
+    if isinstance(weighting, torch.Tensor):
+        return FixedWeightsStep(weighting)
+    if weighting == "uniform":
+        return uniform_step
+    if weighting == "uncertainty":  # sᵢ = log σᵢ² must travel ~ln ℒᵢ within the run
+        return UncertaintyStep(tasks, weight_lr)
+    if weighting == "gradnorm":
+        return GradNormStep(tasks, model.last_shared_weight())
+    if weighting == "pcgrad":
+        return PCGradStep(generator)
+    raise ValueError(f"weighting must be 'uniform', 'uncertainty', 'gradnorm', 'pcgrad' or a "
+                     f"tensor of T weights, not {weighting!r}")
+
+
+def batch_losses(model: MultiTaskMLP, tasks: list[Task], batch_size: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """ℒᵢ of f_θ on one random batch of each task, shape (T,)."""
+    losses = []
+    for i, task in enumerate(tasks):
+        idx = torch.randint(len(task.train_x), (batch_size,), generator=generator)
+        losses.append(task.loss(model(task.train_x[idx], i), task.train_y[idx]))
+    return torch.stack(losses)
 
 
 def train_multitask(model: MultiTaskMLP, tasks: list[Task], steps: int,
@@ -375,7 +501,7 @@ def train_multitask(model: MultiTaskMLP, tasks: list[Task], steps: int,
         model: a :class:`MultiTaskMLP` with one output per task in ``tasks``.
         tasks: 𝒯₁…𝒯_T.
         steps: optimiser steps.
-        weighting: how the ℒᵢ are combined —
+        weighting: how the ℒᵢ are combined (see :func:`weighting_method`) —
             ``"uniform"`` (wᵢ = 1), a tensor of fixed weights (T,), ``"uncertainty"``
             (:class:`UncertaintyWeighting`), ``"gradnorm"`` (:class:`GradNorm`) or
             ``"pcgrad"`` (uniform weights, per-task gradients de-conflicted by :func:`pcgrad`).
@@ -384,51 +510,17 @@ def train_multitask(model: MultiTaskMLP, tasks: list[Task], steps: int,
         eval_every: record every task's test score every that many steps (0: only at the end).
         seed: seeds the batches (and PCGrad's order).
     """
-    T = len(tasks)
-    fixed = torch.ones(T)
-    uncertainty = gradnorm = None
-    params = list(model.parameters())
-    if isinstance(weighting, torch.Tensor):
-        fixed, weighting = weighting.float(), "fixed"
-    elif weighting == "uncertainty":
-        uncertainty = UncertaintyWeighting(T)
-    elif weighting == "gradnorm":
-        gradnorm = GradNorm(T)
-    elif weighting not in ("uniform", "pcgrad"):
-        raise ValueError(f"weighting must be 'uniform', 'uncertainty', 'gradnorm', 'pcgrad' or a "
-                         f"tensor of T weights, not {weighting!r}")
-    groups = [{"params": params}]
-    if uncertainty is not None:  # sᵢ = log σᵢ² must travel ~ln ℒᵢ within the run
-        groups.append({"params": list(uncertainty.parameters()), "lr": weight_lr})
-    optimizer = torch.optim.Adam(groups, lr=lr)
+    theta = list(model.parameters())
     g = torch.Generator().manual_seed(seed)
+    method = weighting_method(weighting, model, len(tasks), g, weight_lr)
+    optimizer = torch.optim.Adam(theta, lr=lr)
     history = MultiTaskHistory()
     model.train()
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        losses = []
-        for i, task in enumerate(tasks):
-            idx = torch.randint(len(task.train_x), (batch_size,), generator=g)
-            losses.append(task.loss(model(task.train_x[idx], i), task.train_y[idx]))
-        losses = torch.stack(losses)  # (T,)
+        losses = batch_losses(model, tasks, batch_size, g)  # (T,)
         penalty = tie * soft_tie(model) if tie else torch.zeros(())
-        optimizer.zero_grad()
-        if weighting == "pcgrad":
-            grads = torch.stack([_flat_grads(loss, params) for loss in losses])  # (T, P)
-            total = pcgrad(grads, g) + (_flat_grads(penalty, params) if tie else 0)
-            offset = 0
-            for p in params:
-                p.grad = total[offset: offset + p.numel()].view_as(p).clone()
-                offset += p.numel()
-            weights = fixed
-        else:
-            if uncertainty is not None:
-                objective, weights = uncertainty(losses), uncertainty.weights()
-            else:
-                if gradnorm is not None:
-                    gradnorm.update(losses, model.last_shared_weight())
-                    fixed = gradnorm.weights()
-                objective, weights = weighted_loss(losses, fixed), fixed
-            (objective + penalty).backward()
+        gradient, weights = method(losses, theta, penalty)  # (P,), (T,)
+        set_flat_grad(theta, gradient)
         optimizer.step()
         history.loss.append(losses.detach().tolist())
         history.weights.append(weights.tolist())

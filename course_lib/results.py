@@ -7,17 +7,10 @@ the figures are printed (so a reader sees them) and written to
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 from .budget import Budget
+from .paths import build_dir
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def build_dir() -> Path:
-    """``COURSE_BUILD`` or ``build/`` at the repository root."""
-    return Path(os.environ.get("COURSE_BUILD", REPO / "build"))
 
 
 def report(notebook: str, budget: Budget, **figures: float) -> dict:

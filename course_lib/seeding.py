@@ -1,4 +1,4 @@
-"""Reproducibility and the compute device."""
+"""Reproducibility, CPU threads and the compute device."""
 from __future__ import annotations
 
 import os
@@ -32,6 +32,15 @@ def as_generator(generator) -> torch.Generator:
     if isinstance(generator, int) and not isinstance(generator, bool):
         return torch.Generator().manual_seed(generator)
     raise ValueError(f"generator should be a torch.Generator or an int seed, got {generator!r}")
+
+
+def use_threads(n: int) -> int:
+    """``torch.set_num_threads(n)``, but never more than ``OMP_NUM_THREADS`` where it is set (the
+    test suite gives each of its processes one thread, and two processes with two threads each
+    on two cores run many times slower). Returns the number of threads now in use."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(min(n, int(limit)) if limit.isdigit() and int(limit) > 0 else n)
+    return torch.get_num_threads()
 
 
 def get_device() -> torch.device:

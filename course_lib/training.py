@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import cache_dir
+from .paths import cache_dir
 
 
 @dataclass
@@ -42,22 +43,32 @@ class MetaHistory(History):
     seconds: float = 0.0
 
 
-def cached(model: nn.Module, key: str, train, retrain: bool = False) -> MetaHistory:
-    """Train ``model`` with ``train() → MetaHistory`` once; later calls load it from the cache.
+_HISTORIES = {"History": History, "MetaHistory": MetaHistory}
 
-    The weights and the history (with the seconds training took when it ran) are stored under
-    ``cache/models/<key>.pt``; ``key`` must name everything that changes the result (data,
-    budget, hyperparameters, seed). ``retrain=True`` trains and overwrites the entry. Lets
-    notebook 06 compare the MAML model notebook 05 trained without training it again.
+
+def cached(model: nn.Module, key: str, train, retrain: bool = False) -> History:
+    """Train ``model`` with ``train() → History`` once; later calls load it from the cache.
+
+    The course's one model cache: the weights and the history (with the seconds training took
+    when it ran) are stored under ``<cache>/models/<key>.pt`` (see :func:`course_lib.paths.
+    cache_dir`); ``key`` must name everything that changes the result (data, budget,
+    hyperparameters, seed). ``retrain=True`` trains and overwrites the entry. A later notebook
+    loads what an earlier one trained (θ pre-trained in 01a, the MAML model of 05 in 06).
+    The file is written to a temporary name and renamed, so a reader never sees half of it.
     """
     path = cache_dir() / "models" / f"{key.replace('/', '-')}.pt"
     if path.exists() and not retrain:
         stored = torch.load(path, weights_only=True, map_location="cpu")
-        model.load_state_dict(stored["model"])
-        return MetaHistory(**stored["history"])
+        if isinstance(stored, dict) and stored.get("kind") in _HISTORIES:
+            model.load_state_dict(stored["model"])
+            return _HISTORIES[stored["kind"]](**stored["history"])
+        # an entry in an older format: train again and replace it
     history = train()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "history": asdict(history)}, path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    torch.save({"model": model.state_dict(), "history": asdict(history),
+                "kind": type(history).__name__}, partial)
+    os.replace(partial, path)
     return history
 
 

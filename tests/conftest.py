@@ -17,7 +17,7 @@ import torch
 
 os.environ.setdefault("COURSE_BUDGET", "quick")
 
-from course_lib import data  # noqa: E402  (after the budget default is set)
+from course_lib import data, paths  # noqa: E402  (after the budget default is set)
 from course_lib.data import DataUnavailable  # noqa: E402
 
 # Unit tests train tiny nets on tiny batches, where a second intra-op thread only adds
@@ -102,13 +102,13 @@ def offline_copy() -> Path:
 def tmp_data(tmp_path, monkeypatch) -> Path:
     """An empty data directory as COURSE_DATA; nothing is written to the repository.
 
-    ``course_lib.data.REPO`` is redirected too, so even the read-only fallback cache
+    ``course_lib.paths.REPO`` is redirected too, so even the read-only fallback cache
     (``<repo>/data/cache``) lands under ``tmp_path``.
     """
     root = tmp_path / "data"
     root.mkdir()
     monkeypatch.setenv("COURSE_DATA", str(root))
-    monkeypatch.setattr(data, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")
     return root
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import cli, grader, grading, submissions
-from course_lib.sandbox import Limits, isolation
+from course_grading import cli, grader, grading, submissions
+from course_grading.sandbox import Limits, isolation
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
               pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),

@@ -1,6 +1,7 @@
 """Baseline and Baseline++ ("A closer look at few-shot classification") and the comparison."""
 import dataclasses
 import math
+import time
 
 import pytest
 import torch
@@ -26,13 +27,16 @@ def test_cosine_logits_by_hand():
 
 
 def test_cosine_logits_oracle_and_bounds():
-    """checks the logits against F.cosine_similarity (oracle) and that they lie in [−s, s]."""
+    """checks the logits against F.cosine_similarity (oracle) and that the bounds ±s of [−s, s]
+    are reached exactly by inputs along ±w_k, whatever their length."""
     g = torch.Generator().manual_seed(0)
     z, w = torch.randn(6, 5, generator=g), torch.randn(3, 5, generator=g)
     oracle = 7.0 * F.cosine_similarity(z[:, None, :], w[None, :, :], dim=-1)
     logits = cosine_logits(z, w, scale=7.0)
     assert torch.allclose(logits, oracle, atol=1e-6)
-    assert logits.abs().max() <= 7.0 + 1e-6
+    along = cosine_logits(torch.cat([3.0 * w, -0.2 * w]), w, scale=7.0)  # (6, 3)
+    assert torch.allclose(along[:3].diagonal(), torch.full((3,), 7.0), atol=1e-5)
+    assert torch.allclose(along[3:].diagonal(), torch.full((3,), -7.0), atol=1e-5)
 
 
 def test_cosine_classifier_is_scale_invariant():
@@ -62,7 +66,7 @@ def test_new_head_kinds_and_parameters():
 def test_learner_solves_separable_episodes(cosine):
     """checks 100% query accuracy on well-separated classes with the identity embedding."""
     torch.manual_seed(0)
-    sampler = EpisodeSampler(blob_images(), torch.arange(6), ways=5, shots=1, queries=5, seed=1)
+    sampler = EpisodeSampler(blob_images(), ways=5, shots=1, queries=5, seed=1)
     predict = baselines.learner(Flat(), cosine=cosine, steps=30)
     mean, _ = evaluate_episodes(predict, sampler, episodes=5, progress=False)
     assert mean == 1.0
@@ -73,7 +77,7 @@ def test_learner_keeps_theta_frozen():
     torch.manual_seed(0)
     theta = ConvNet(6, width=4)
     before = {k: v.clone() for k, v in theta.state_dict().items()}
-    episode = EpisodeSampler(blob_images(), torch.arange(6), ways=3, shots=2, queries=3).sample()
+    episode = EpisodeSampler(blob_images(), ways=3, shots=2, queries=3).sample()
     predicted = baselines.learner(theta, steps=5)(episode.support_x, episode.support_y,
                                                   episode.query_x)
     assert predicted.shape == (9,) and 0 <= predicted.min() and predicted.max() < 3
@@ -81,15 +85,26 @@ def test_learner_keeps_theta_frozen():
 
 
 @pytest.mark.parametrize("cosine", [False, True])
-def test_pretrain_classifier(cosine):
-    """checks stage 1: the chosen head over all source classes, a falling loss, eval mode, timing."""
+def test_pretrain_classifier(cosine, monkeypatch):
+    """checks stage 1: the chosen head over all source classes, a falling loss, eval mode, and
+    that the seconds returned time the training (a 0.2 s sleep injected into fit is counted,
+    and they fit inside the call's wall time)."""
     data = blob_images(noise=0.3)
     budget = dataclasses.replace(get_budget("quick"), width=4)
+    real_fit = baselines.fit
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(0.2)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(baselines, "fit", slow_fit)
+    start = time.perf_counter()
     theta, seconds = pretrain_classifier(data, budget, cosine=cosine, steps=40, lr=1e-2,
                                          progress=False)
+    wall = time.perf_counter() - start
     assert isinstance(theta.head, CosineClassifier) == cosine
     assert theta(data.x[:3]).shape == (3, data.classes)
-    assert not theta.training and seconds > 0
+    assert not theta.training and 0.2 <= seconds <= wall
     assert (theta(data.x).argmax(1) == data.y).float().mean() > 0.5  # chance: 1/6
 
 

@@ -1,6 +1,7 @@
 """Black-box meta-learning: the sequence format, the query-only loss, the readers' dependence
 structure (against hand-unrolled oracles), encoders, determinism and error messages."""
 import math
+import time
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ def toy_features(classes: int = 12, per_class: int = 10, seed: int = 0) -> Image
 
 
 def toy_episode(ways: int = 3, shots: int = 2, queries: int = 4, seed: int = 0):
-    return EpisodeSampler(toy_features(), torch.arange(12), ways, shots, queries, seed).sample()
+    return EpisodeSampler(toy_features(), ways=ways, shots=shots, queries=queries, seed=seed).sample()
 
 
 READERS = {"lstm": lambda n: bb.LSTMReader(D, n, hidden=16),
@@ -283,7 +284,7 @@ def test_meta_train_leaves_a_frozen_encoder_alone():
     images = ImageSet(torch.rand(60, 1, 28, 28), torch.arange(6).repeat_interleave(10), 6, "toy")
     model = bb.BlackBox(bb.frozen_encoder(theta), bb.LSTMReader(4, 2, hidden=8))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    bb.meta_train(model, EpisodeSampler(images, torch.arange(6), 2, 1, queries=2), steps=3,
+    bb.meta_train(model, EpisodeSampler(images, ways=2, shots=1, queries=2), steps=3,
                   meta_batch=2, progress=False)
     after = model.state_dict()
     for name, value in before.items():
@@ -296,21 +297,38 @@ def toy_training(kind: str, steps: int, seed: int = 0):
     """Meta-train on 3-way 1-shot episodes of 60 toy classes (enough that memorising them fails)."""
     data = toy_features(classes=60)
     model = toy_model(kind, ways=3, seed=seed)
-    sampler = EpisodeSampler(data, torch.arange(60), 3, 1, queries=2, seed=seed)
+    sampler = EpisodeSampler(data, ways=3, shots=1, queries=2, seed=seed)
     history = bb.meta_train(model, sampler, steps, beta=1e-2, meta_batch=8, seed=seed,
                             val_sampler=EpisodeSampler(data, torch.arange(12), 3, 1, 2, seed=9),
                             val_every=steps, val_episodes=5, progress=False)
     return model, history
 
 
-def test_meta_train_is_deterministic_under_a_seed():
-    """checks that the same seed gives the same losses and the same θ, another seed others."""
-    (m1, h1), (m2, h2), (_, h3) = (toy_training("attention", 5, seed) for seed in (0, 0, 1))
+def test_meta_train_is_deterministic_under_a_seed(monkeypatch):
+    """checks that the same seed gives the same losses and the same θ, another seed others, and
+    that ``seconds`` times the steps but not the validation (sleeps injected into both)."""
+    real_batch, real_evaluate = bb.sample_batch, bb.evaluate
+
+    def slow_batch(*args, **kwargs):  # 5 steps: at least 0.05 s of training
+        time.sleep(0.01)
+        return real_batch(*args, **kwargs)
+
+    def slow_evaluate(*args, **kwargs):  # one validation: 0.1 s that must not be counted
+        time.sleep(0.1)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(bb, "sample_batch", slow_batch)
+    monkeypatch.setattr(bb, "evaluate", slow_evaluate)
+    start = time.perf_counter()
+    m1, h1 = toy_training("attention", 5, 0)
+    wall = time.perf_counter() - start
+    (m2, h2), (_, h3) = (toy_training("attention", 5, seed) for seed in (0, 1))
     assert h1.loss == h2.loss and h1.accuracy == h2.accuracy and h1.val_acc == h2.val_acc
     for p, q in zip(m1.parameters(), m2.parameters()):
         assert torch.equal(p, q)
     assert h1.loss != h3.loss
-    assert len(h1.loss) == len(h1.accuracy) == 5 and h1.val_step == [5] and h1.seconds > 0
+    assert len(h1.loss) == len(h1.accuracy) == 5 and h1.val_step == [5]
+    assert 5 * 0.01 <= h1.seconds <= wall - 0.1
 
 
 @pytest.mark.parametrize("kind", READERS)
@@ -319,7 +337,7 @@ def test_meta_train_learns_a_toy_task_distribution(kind):
     learned f_θ classifies episodes of new classes (other cluster centres) far above 1/3."""
     model, history = toy_training(kind, 300)
     assert sum(history.loss[-20:]) / 20 < 0.6 * math.log(3)
-    test = EpisodeSampler(toy_features(seed=5), torch.arange(12), 3, 1, queries=5, seed=2)
+    test = EpisodeSampler(toy_features(seed=5), ways=3, shots=1, queries=5, seed=2)
     assert bb.evaluate(model, test, 20)[0] > 0.6
 
 
@@ -361,7 +379,7 @@ def test_attention_on_features_is_an_image_learner():
                                               progress=False)
     assert len(history.loss) == 4
     assert all(torch.equal(before[k], v) for k, v in theta.state_dict().items())
-    sampler = EpisodeSampler(images, torch.arange(6), 3, 1, 2, seed=0)
+    sampler = EpisodeSampler(images, ways=3, shots=1, queries=2, seed=0)
     e = sampler.sample()
     predicted = bb.learner(model, ways=3)(e.support_x, e.support_y, e.query_x)
     assert predicted.shape == (6,) and predicted.max() < 3

@@ -1,7 +1,8 @@
-"""The course book (course_lib.book): pages from results.json, then the real site in a browser.
+"""The course book (course_site.book): pages from results.json, then the real site in a browser.
 
 The slow test executes a small set of lecture notebooks (``SMALL_SET``) at the quick budget with
-``course_lib.build`` into a temporary ``COURSE_BUILD`` — executing all of them takes many
+``course_site.build`` into a temporary ``COURSE_BUILD`` (and fails if one of them fails; nbval
+then skips them, so each runs once per test run) — executing all of them takes many
 minutes — builds the book from it (every other lecture notebook gets its "not executed" page),
 and opens every page in headless Chromium (Debian's ``chromium`` and ``chromium-driver``,
 driven by Selenium; ``make test`` installs them). ``COURSE_BOOK_TEST_BUILD=build`` checks the
@@ -18,8 +19,9 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from course_lib import book, build
-from course_lib.results import build_dir
+from course_site import book, build
+from course_lib import paths
+from course_lib.paths import build_dir
 
 # no data set needed, seconds each: figures, display equations, an interact widget, tqdm bars
 SMALL_SET = ["03_bayesian_view", "08_rl_basics"]
@@ -52,7 +54,7 @@ def test_results_page_puts_paper_values_beside_figures():
 def test_paper_values_name_real_figures():
     """checks every paper value is keyed by a figure that its notebook reports."""
     for name, figure in book.PAPER:
-        source = (build.REPO / "notebooks" / f"{name}.ipynb").read_text()
+        source = (paths.REPO / "notebooks" / f"{name}.ipynb").read_text()
         assert f"{figure}=" in source, (name, figure)
 
 
@@ -61,7 +63,7 @@ def test_skipped_and_failed_notebooks_get_a_page(tmp_path):
     say how to re-run them in JupyterLab."""
     (tmp_path / "notebooks").mkdir()
     for name in ("06_prototypical_networks", "04_black_box_meta_learning"):
-        book.notebook_page(build.REPO / "notebooks" / f"{name}.ipynb", RESULTS, tmp_path,
+        book.notebook_page(paths.REPO / "notebooks" / f"{name}.ipynb", RESULTS, tmp_path,
                            tmp_path)
     skipped = (tmp_path / "notebooks" / "06_prototypical_networks.md").read_text()
     assert skipped.startswith("# 06 ·") and "**skipped**" in skipped
@@ -90,7 +92,7 @@ def test_home_page_lists_the_curriculum_in_order():
     heads = [line for line in page.splitlines() if line.startswith("## ")]
     assert heads[0] == "## 1 · Transfer learning and fine-tuning"
     assert [h.split(" · ")[0] for h in heads] == [f"## {i}" for i in range(1, len(heads) + 1)]
-    positions = [page.index(f"notebooks/{p.stem}`") for p in build.notebooks()]
+    positions = [page.index(f"notebooks/{p.stem}`") for p in paths.lecture_notebooks()]
     assert positions == sorted(positions)
     assert "`compsci760-transfer-learning.txt`" in page
     assert page.count("assignments/maml_protonets\n") == 1     # one toctree entry, two topics
@@ -139,10 +141,11 @@ def test_course_build_renders_the_book(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD", str(tmp_path))
     monkeypatch.setattr(build, "execute", execute)
     monkeypatch.setattr(data, "available", lambda name: None)
+    monkeypatch.setattr(data, "_status", {})  # forget what earlier tests found
     monkeypatch.setattr(build, "benchmarks", lambda: {})
     assert build.main() == 0
     pages = {p.stem for p in (tmp_path / "book" / "notebooks").glob("*.html")}
-    assert pages == {p.stem for p in build.notebooks()}
+    assert pages == {p.stem for p in paths.lecture_notebooks()}
     assert (tmp_path / "book" / "_static" / "mathjax" / "MathJax.js").exists()
 
 
@@ -175,11 +178,14 @@ def site(tmp_path_factory):
         folder, out = tmp / "notebooks", tmp / "build"
         folder.mkdir()
         for name in SMALL_SET:
-            shutil.copy(build.REPO / "notebooks" / f"{name}.ipynb", folder)
+            shutil.copy(paths.REPO / "notebooks" / f"{name}.ipynb", folder)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("COURSE_BUILD", str(out))
             mp.setenv("COURSE_BUDGET", "quick")
             build.main(folder=folder)
+        # nbval leaves these notebooks to this test (see conftest.py): they must have run
+        results = json.loads((out / "results.json").read_text())
+        assert results["failed"] == {} and set(results["notebooks"]) == set(SMALL_SET), results
     assert book.build(out) == out / "book" / "index.html"
     book.build(out, instructor=True)
     return out / "book", json.loads((out / "results.json").read_text())
@@ -312,7 +318,7 @@ def test_book_in_a_browser(site):
     assert not problems, "\n".join(problems)
 
     notebooks = {p.stem for p in (root / "notebooks").glob("*.html")}
-    assert notebooks == {p.stem for p in build.notebooks()}     # every lecture notebook
+    assert notebooks == {p.stem for p in paths.lecture_notebooks()}     # every lecture notebook
     assert sum(info["typeset"] for info in seen.values()) > 0   # equations somewhere, typeset
     shown = {}
     for name in results["notebooks"]:

@@ -64,3 +64,19 @@ def test_seed_everything_is_reproducible():
     assert torch.equal(a, b) and torch.equal(ga, gb)
     seed_everything(4)
     assert not torch.equal(a, torch.randn(5))
+
+
+def test_use_threads_respects_the_environment(monkeypatch):
+    """checks use_threads(2) uses 2 threads, but 1 where OMP_NUM_THREADS=1 (the test run's)."""
+    import torch
+
+    from course_lib.seeding import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert use_threads(2) == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert use_threads(2) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -1,16 +1,18 @@
-"""The course's main job (course_lib.build): notebook order, data needs, skip / fail bookkeeping.
+"""The course's main job (course_site.build): notebook order, data needs, skip / fail bookkeeping.
 
 The fast tests replace ``build.execute`` by a stand-in; the slow ones run tiny generated
 notebooks in a real ``python3`` kernel. None of them executes a lecture notebook.
 """
 import json
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_lib import build, data
+from course_lib import data, paths
+from course_site import build
 from course_lib.data import DataUnavailable
 
 REPORT_CELL = ('from course_lib.budget import get_budget\n'
@@ -34,7 +36,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD", str(tmp_path / "build"))
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("COURSE_BUDGET", "quick")
-    monkeypatch.setattr(data, "REPO", tmp_path / "repo")  # no fallback cache in the repository
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")  # no fallback cache in the repository
     (tmp_path / "data").mkdir()
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -54,6 +56,7 @@ def omniglot_missing(monkeypatch, tmp_path):
         return None
 
     monkeypatch.setattr(data, "available", available)
+    monkeypatch.setattr(data, "_status", {})  # forget what earlier tests found
     return calls
 
 
@@ -85,10 +88,10 @@ def results_json(env: Path) -> dict:
 # ---------------------------------------------------------------------------- helpers
 def test_needed_data():
     """checks the data sets listed in a notebook's course metadata, and [] without it."""
-    assert build.needed_data(new_notebook()) == []
+    assert data.needed_by(new_notebook()) == []
     nb = new_notebook(metadata={"course": {"data": ["omniglot", "mnist"]}})
-    assert build.needed_data(nb) == ["omniglot", "mnist"]
-    assert build.needed_data(new_notebook(metadata={"course": {}})) == []
+    assert data.needed_by(nb) == ["omniglot", "mnist"]
+    assert data.needed_by(new_notebook(metadata={"course": {}})) == []
 
 
 def test_notebooks_in_course_order(tmp_path):
@@ -97,16 +100,16 @@ def test_notebooks_in_course_order(tmp_path):
                  "scratch"]:
         write_notebook(tmp_path, name)
     (tmp_path / "03_notes.txt").write_text("not a notebook")
-    assert [p.name for p in build.notebooks(tmp_path)] == [
+    assert [p.name for p in paths.lecture_notebooks(tmp_path)] == [
         "01a_transfer.ipynb", "01b_what.ipynb", "01c_taxonomy.ipynb", "02_meta.ipynb",
         "10_late.ipynb"]
 
 
 def test_notebooks_default_is_the_course_folder():
     """checks the default folder is notebooks/ of the repository, every name numbered, sorted."""
-    found = build.notebooks()
+    found = paths.lecture_notebooks()
     assert found, "no lecture notebooks found"
-    assert all(p.parent == build.REPO / "notebooks" for p in found)
+    assert all(p.parent == paths.REPO / "notebooks" for p in found)
     assert all(p.name[0].isdigit() for p in found)
     assert [p.name for p in found] == sorted(p.name for p in found)
 
@@ -165,6 +168,7 @@ def test_main_benchmarks_only_with_omniglot(env, monkeypatch, fake_execute):
     """checks that the cached-load benchmark runs when Omniglot is there and is left out when not."""
     write_notebook(env, "01_tiny")
     monkeypatch.setattr(data, "available", lambda name: None)
+    monkeypatch.setattr(data, "_status", {})  # forget what earlier tests found
     monkeypatch.setattr(build, "benchmarks", lambda: {"omniglot_cached_load_seconds": 0.1})
     assert build.main(folder=env) == 0
     assert results_json(env)["benchmarks"] == {"omniglot_cached_load_seconds": 0.1}
@@ -182,15 +186,19 @@ def test_main_without_omniglot_and_without_network(env, no_network, fake_execute
 # ---------------------------------------------------------------------------- main, real kernels
 @pytest.mark.slow
 def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
-    """checks a real run: the tiny notebook executed (seconds > 0, figures {"x": 1.0}, executed
-    copy and HTML saved), the Omniglot notebook skipped with its message, exit code 0."""
+    """checks a real run: the tiny notebook executed (its seconds count the 1 s it sleeps and fit
+    in the build's wall time, figures {"x": 1.0}, executed copy and HTML saved), the Omniglot
+    notebook skipped with its message, exit code 0."""
     write_notebook(env, "01_needs_omniglot", "raise SystemExit('must not run')",
                    needs=["omniglot"])
-    write_notebook(env, "02_tiny", REPORT_CELL.format(name="02_tiny"))
+    write_notebook(env, "02_tiny",
+                   "import time\ntime.sleep(1.0)\n" + REPORT_CELL.format(name="02_tiny"))
+    start = time.perf_counter()
     assert build.main(folder=env) == 0
+    wall = time.perf_counter() - start
     res = results_json(env)
     record = res["notebooks"]["02_tiny"]
-    assert record["seconds"] > 0
+    assert 1.0 <= record["seconds"] <= round(wall, 1)
     assert record["figures"] == {"x": 1.0}
     assert record["budget"] == "quick"
     assert list(res["notebooks"]) == ["02_tiny"]

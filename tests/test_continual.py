@@ -6,17 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import continual as cl
-from course_lib.data import ImageSet
-
-
-def fake_images(n_per_class: int = 40, seed: int = 0) -> ImageSet:
-    """10 classes of random 28×28 images; class k has its pixels 20k … 20k + 19 bright."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(10).repeat_interleave(n_per_class)
-    x = 0.1 * torch.rand(len(y), 1, 28, 28, generator=g)
-    for k in range(10):
-        x.view(len(y), -1)[y == k, 20 * k: 20 * k + 20] = 1.0
-    return ImageSet(x, y, 10, "fake")
+from toys import fake_images
 
 
 def tiny_model(seed: int = 0) -> nn.Module:
@@ -276,8 +266,9 @@ def test_lamaml_update_clips_alpha_at_zero():
 
 
 def test_one_lookahead_step_equals_a_hand_sgd_step_and_reaches_alpha():
-    """checks θ₁ = θ − max(α, 0)∇ℒ for one step, two chunked steps by hand, and that the
-    meta-loss at the looked-ahead weights has a gradient in α."""
+    """checks θ₁ = θ − max(α, 0)∇ℒ for one step, two chunked steps by hand, and the gradient in α
+    of the meta-loss at the looked-ahead weights against autograd through the hand-written steps
+    (second order: the second step's gradient depends on α through the first step)."""
     model = tiny_model()
     theta = dict(model.named_parameters())
     alpha = {n: torch.full_like(p, 0.3).requires_grad_() for n, p in theta.items()}
@@ -299,7 +290,14 @@ def test_one_lookahead_step_equals_a_hand_sgd_step_and_reaches_alpha():
     assert all(torch.allclose(phi2[n], hand[n], atol=1e-6) for n in hand)
     meta = F.cross_entropy(torch.func.functional_call(model, phi2, (x,)), y)
     g_alpha = torch.autograd.grad(meta, alpha["2.weight"])[0]
-    assert g_alpha.abs().sum() > 0
+    hand = dict(theta)  # the same two steps, kept differentiable in α
+    for half in (slice(0, 3), slice(3, 6)):
+        loss = F.cross_entropy(torch.func.functional_call(model, hand, (x[half],)), y[half])
+        gs = torch.autograd.grad(loss, list(hand.values()), create_graph=True)
+        hand = {n: p - alpha[n].clamp(min=0) * gn for (n, p), gn in zip(hand.items(), gs)}
+    meta_hand = F.cross_entropy(torch.func.functional_call(model, hand, (x,)), y)
+    oracle = torch.autograd.grad(meta_hand, alpha["2.weight"])[0]
+    assert oracle.abs().max() > 1e-3 and torch.allclose(g_alpha, oracle, atol=1e-6)
     with pytest.raises(ValueError, match="inner_steps must be in 1…6"):
         cl.lookahead(model, theta, alpha, x, y, 7, F.cross_entropy)
 
@@ -360,15 +358,26 @@ def test_progressive_training_leaves_old_columns_and_their_accuracy_unchanged():
 
 # ---------------------------------------------------------------------------- the loop
 def test_train_sequentially_records_R_b_and_anytime_curves():
-    """checks the shapes of R, b, the anytime and alignment records, and joint data growth."""
+    """checks the shapes of R, b, the anytime and alignment records, and joint data growth; the
+    last alignment (taken at the final weights) against cos(∇ℒ₂, ∇ℒ_old) written out: 8 val
+    images of task 2 against 4 of each old task, one flat gradient each, F.cosine_similarity."""
     train, test = fake_images(), fake_images(20, seed=1)
     stream = cl.permuted_mnist(train, test, tasks=3, per_task=60, val_per_task=20, test_per_task=30)
     result = cl.train_sequentially(cl.Naive(hidden=(16,)), stream, steps=20, batch_size=16,
                                    eval_every=10, align=True, probe=8, progress=False)
     assert result.R.shape == (3, 3) and result.b.shape == (3,)
     assert result.anytime_step == [10, 20, 30, 40, 50, 60] and len(result.anytime_acc) == 6
-    assert result.align_step == [30, 40, 50, 60]
-    assert all(-1 <= c <= 1 for c in result.align_cos)
+    assert result.align_step == [30, 40, 50, 60] and len(result.align_cos) == 4
+    params = list(result.model.parameters())
+
+    def flat_grad(task, n):
+        x, y = stream.tasks[task].split("val")
+        loss = F.cross_entropy(result.model(x[:n]), y[:n])
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
+
+    new, old = flat_grad(2, 8), (flat_grad(0, 4) + flat_grad(1, 4)) / 2
+    assert result.align_cos[-1] == pytest.approx(F.cosine_similarity(new, old, dim=0).item(),
+                                                 abs=1e-5)
     assert result.R[0, 0] > 0.5  # the first task is learned (chance: 0.1)
     assert [len(cl.Joint().training_data(stream, i)[1]) for i in range(3)] == [60, 120, 180]
     with pytest.raises(ValueError, match="steps must be ≥ 1"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data
+from course_lib import data, paths
 from course_lib.data import FETCH_COMMAND, DataUnavailable, ImageSet, with_rotations
 
 
@@ -66,7 +66,7 @@ def test_npz_and_png_tree_decode_identically(offline_copy, tmp_path, monkeypatch
     class order of the PNG path (character ids from the file names) is compared with the .npz
     path's (array order), pixel for pixel.
     """
-    monkeypatch.setattr(data, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")
     from_npz, from_zip = tmp_path / "npz", tmp_path / "zip"
     link(offline_copy / "omniglot/npz/images_evaluation.npz",
          from_npz / "omniglot/npz/images_evaluation.npz")
@@ -238,7 +238,7 @@ def test_cache_never_inside_read_only_data_dir(tmp_path, monkeypatch):
     root = tmp_path / "readonly"
     root.mkdir()
     monkeypatch.setenv("COURSE_DATA", str(root))
-    monkeypatch.setattr(data, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")
     root.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
     try:
         path = data.cache_dir()
@@ -256,7 +256,7 @@ def test_cache_of_the_shared_copy(tmp_path, monkeypatch):
         pytest.skip(f"COURSE_DATA={root} does not exist")
     if root.stat().st_mode & stat.S_IWUSR:
         pytest.skip(f"{root} is writable; the read-only rule does not apply")
-    monkeypatch.setattr(data, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(paths, "REPO", tmp_path / "repo")
     assert not data.cache_dir().is_relative_to(root)
 
 

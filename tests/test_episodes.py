@@ -52,7 +52,7 @@ def test_split_classes_too_many():
 def test_episode_counts(ways, shots, queries):
     """checks ways·shots support, ways·queries query examples and labels 0…ways−1 each K (Q) times."""
     data = toy_data()
-    episode = EpisodeSampler(data, torch.arange(12), ways, shots, queries, seed=0).sample()
+    episode = EpisodeSampler(data, ways=ways, shots=shots, queries=queries, seed=0).sample()
     assert episode.support_x.shape == (ways * shots, 1, 28, 28)
     assert episode.query_x.shape == (ways * queries, 1, 28, 28)
     assert torch.equal(episode.support_y, torch.arange(ways).repeat_interleave(shots))
@@ -64,7 +64,7 @@ def test_episode_counts(ways, shots, queries):
 def test_labels_match_the_classes():
     """checks that relabelled label j is data set class classes[j], in support and query."""
     data = toy_data()
-    sampler = EpisodeSampler(data, torch.arange(12), ways=4, shots=3, queries=5, seed=2)
+    sampler = EpisodeSampler(data, ways=4, shots=3, queries=5, seed=2)
     for _ in range(20):
         e = sampler.sample()
         for x, y in ((e.support_x, e.support_y), (e.query_x, e.query_y)):
@@ -73,7 +73,7 @@ def test_labels_match_the_classes():
 
 def test_support_and_query_disjoint():
     """checks that no example is both in the support and the query set of an episode."""
-    sampler = EpisodeSampler(toy_data(), torch.arange(12), ways=5, shots=5, queries=15, seed=0)
+    sampler = EpisodeSampler(toy_data(), ways=5, shots=5, queries=15, seed=0)
     for _ in range(50):
         e = sampler.sample()
         support, query = set(example_ids(e.support_x).tolist()), set(example_ids(e.query_x).tolist())
@@ -94,10 +94,29 @@ def test_classes_only_from_the_split():
     assert seen == set(train.tolist())
 
 
+def test_classes_default_to_all_of_the_data():
+    """checks that without classes the sampler uses every class of the data: the same episodes
+    as an explicit torch.arange(data.classes), passed positionally as released notebooks do."""
+    data = toy_data()
+    default = EpisodeSampler(data, ways=5, shots=1, queries=5, seed=4)
+    explicit = EpisodeSampler(data, torch.arange(data.classes), 5, 1, 5, seed=4)
+    assert torch.equal(default.classes, torch.arange(12))
+    assert all(same_episode(default.sample(), explicit.sample()) for _ in range(10))
+
+
+def test_ways_and_shots_are_required():
+    """checks a clear TypeError that names what is missing when ways or shots is not given."""
+    for kwargs, missing in [({"shots": 1}, "ways"), ({"ways": 5}, "shots"), ({}, "ways and shots")]:
+        with pytest.raises(TypeError, match=f"EpisodeSampler needs {missing} "):
+            EpisodeSampler(toy_data(), **kwargs)
+    with pytest.raises(TypeError, match="EpisodeSampler needs shots "):
+        EpisodeSampler(toy_data(), torch.arange(12), 5)  # positional, as released notebooks call it
+
+
 def test_seeded_stream():
     """checks that the same seed gives identical episodes and a different seed different ones."""
     data = toy_data()
-    a, b, c = (EpisodeSampler(data, torch.arange(12), 5, 1, 5, seed=s) for s in (7, 7, 8))
+    a, b, c = (EpisodeSampler(data, ways=5, shots=1, queries=5, seed=s) for s in (7, 7, 8))
     stream_a = [a.sample() for _ in range(5)]
     stream_b = [b.sample() for _ in range(5)]
     stream_c = [c.sample() for _ in range(5)]
@@ -109,8 +128,8 @@ def test_seeded_stream():
 def test_iter_is_the_same_stream():
     """checks that iterating a sampler yields the episodes sample() would."""
     data = toy_data()
-    it = iter(EpisodeSampler(data, torch.arange(12), 2, 1, 1, seed=3))
-    direct = EpisodeSampler(data, torch.arange(12), 2, 1, 1, seed=3)
+    it = iter(EpisodeSampler(data, ways=2, shots=1, queries=1, seed=3))
+    direct = EpisodeSampler(data, ways=2, shots=1, queries=1, seed=3)
     assert all(same_episode(next(it), direct.sample()) for _ in range(3))
 
 
@@ -118,15 +137,15 @@ def test_unseeded_global_rng_does_not_matter():
     """checks that the sampler uses its own generator, not torch's global one."""
     data = toy_data()
     torch.manual_seed(0)
-    a = EpisodeSampler(data, torch.arange(12), 5, 1, 5, seed=1).sample()
+    a = EpisodeSampler(data, ways=5, shots=1, queries=5, seed=1).sample()
     torch.manual_seed(123)
-    b = EpisodeSampler(data, torch.arange(12), 5, 1, 5, seed=1).sample()
+    b = EpisodeSampler(data, ways=5, shots=1, queries=5, seed=1).sample()
     assert same_episode(a, b)
 
 
 def test_episode_to():
     """checks that moving an episode to a device keeps every tensor."""
-    e = EpisodeSampler(toy_data(), torch.arange(12), 2, 1, 1).sample()
+    e = EpisodeSampler(toy_data(), ways=2, shots=1, queries=1).sample()
     assert same_episode(e, e.to("cpu"))
 
 
@@ -139,8 +158,8 @@ def test_too_many_ways():
 def test_too_many_examples():
     """checks a clear ValueError when K + queries exceeds the examples of a class."""
     with pytest.raises(ValueError, match="shots \\+ queries = 21 exceeds the 20 examples"):
-        EpisodeSampler(toy_data(), torch.arange(12), ways=5, shots=1, queries=20)
-    EpisodeSampler(toy_data(), torch.arange(12), ways=5, shots=1, queries=19)  # exactly fits
+        EpisodeSampler(toy_data(), ways=5, shots=1, queries=20)
+    EpisodeSampler(toy_data(), ways=5, shots=1, queries=19)  # exactly fits
 
 
 def test_smallest_class_decides():
@@ -149,15 +168,14 @@ def test_smallest_class_decides():
     keep = torch.cat([torch.arange(0, 10), torch.arange(10, 14), torch.arange(20, 30)])
     uneven = ImageSet(data.x[keep], data.y[keep], 3, "uneven")  # class 1 has only 4 examples
     with pytest.raises(ValueError, match="exceeds the 4 examples"):
-        EpisodeSampler(uneven, torch.arange(3), ways=2, shots=2, queries=3)
+        EpisodeSampler(uneven, ways=2, shots=2, queries=3)
     EpisodeSampler(uneven, torch.tensor([0, 2]), ways=2, shots=2, queries=3)
 
 
 @pytest.mark.data
 def test_omniglot_episodes(omniglot_evaluation):
     """checks 20-way 1-shot episodes on real Omniglot: shapes, and images of the right classes."""
-    sampler = EpisodeSampler(omniglot_evaluation, torch.arange(659), ways=20, shots=1,
-                             queries=19, seed=0)
+    sampler = EpisodeSampler(omniglot_evaluation, ways=20, shots=1, queries=19, seed=0)
     e = sampler.sample()
     assert e.support_x.shape == (20, 1, 28, 28) and e.query_x.shape == (380, 1, 28, 28)
     # every support image is one of its class's 20 drawings

@@ -30,7 +30,14 @@ def toy_images(classes: int = 6, per_class: int = 20, seed: int = 0) -> ImageSet
 
 @pytest.fixture
 def task():
-    return EpisodeSampler(toy_images(), torch.arange(6), ways=3, shots=2, queries=4).sample()
+    return EpisodeSampler(toy_images(), ways=3, shots=2, queries=4).sample()
+
+
+def unbalanced(task):
+    """``task`` with query labels 6 × 0, 3 × 1, 3 × 2 (the toy images are random, so any labels
+    will do): a tiny net that predicts one class everywhere then scores 1/2 or 1/4 on the query
+    set, never the 1/3 it scores on the balanced support set or on any balanced set."""
+    return dataclasses.replace(task, query_y=torch.tensor([0] * 6 + [1] * 3 + [2] * 3))
 
 
 # ---------------------------------------------------------------------------- freezing
@@ -86,7 +93,9 @@ def test_source_subset():
 # ---------------------------------------------------------------------------- transfer
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_transfer_leaves_theta_and_scores(recipe, task, tiny_budget):
-    """checks every recipe: θ unchanged (weights, buffers, trainability), φ a new net, valid accuracy."""
+    """checks every recipe: θ unchanged (weights, buffers, trainability), φ a new net, and the
+    accuracy that of φ on the (unbalanced) query set."""
+    task = unbalanced(task)
     torch.manual_seed(0)
     theta = ConvNet(10, width=W).eval()
     state = {k: v.clone() for k, v in theta.state_dict().items()}
@@ -98,14 +107,18 @@ def test_transfer_leaves_theta_and_scores(recipe, task, tiny_budget):
     logits = predict(phi, task.query_x)
     assert logits.shape == (len(task.query_y), task.ways)
     # accuracy is phi's own query accuracy (oracle: recomputed from its logits), k / 12 exactly
-    assert acc == pytest.approx((logits.argmax(1) == task.query_y).float().mean().item())
-    assert 0 <= acc <= 1 and (acc * 12) == pytest.approx(round(acc * 12))
+    correct = int((logits.argmax(1) == task.query_y).sum())
+    assert len(task.query_y) == 12 and acc == pytest.approx(correct / 12)
 
 
 def test_scratch_needs_no_theta(task, tiny_budget):
-    """checks that "scratch" ignores θ, so None is accepted, and builds a net of budget.width."""
+    """checks that "scratch" ignores θ, so None is accepted, builds a net of budget.width, and
+    scores it on the (unbalanced) query set (oracle: its predictions counted by hand)."""
+    task = unbalanced(task)
     phi, acc = transfer(None, task, "scratch", tiny_budget)
-    assert isinstance(phi, ConvNet) and phi.width == W and 0 <= acc <= 1
+    assert isinstance(phi, ConvNet) and phi.width == W
+    correct = int((predict(phi, task.query_x).argmax(1) == task.query_y).sum())
+    assert acc == pytest.approx(correct / len(task.query_y))
 
 
 def test_transfer_is_seeded(task, tiny_budget):

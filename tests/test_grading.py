@@ -1,12 +1,17 @@
 """nbgrader round trip of every graded assignment, in a temporary course directory.
 
 (a) the committed ``assignments/`` is exactly what ``generate_assignment`` makes of
-    ``solutions/``; (b) the solutions score full marks; (c) the untouched release scores 0;
-(d) a submission that solves exactly one part scores exactly that part's points, so the
-parts are independent. A part that a person grades (a written answer: a cell that is both a
-solution and a grade cell) scores 0 when autograded; answered, it must be flagged for manual
-grading instead. Scores are read from the gradebook through nbgrader's Python API
-(``course_lib.grading``), never from a command's exit status.
+    ``solutions/``; (b) the solutions score full marks, and every cell of them runs without an
+    error; (c) the untouched release scores 0; (d) a submission that solves exactly one part
+scores exactly that part's points, so the parts are independent. A part that a person grades
+(a written answer: a cell that is both a solution and a grade cell) scores 0 when autograded;
+answered, it must be flagged for manual grading instead.
+
+Each assignment's class (the solution, the untouched release and one submission per part) is
+graded in one batch by ``course grade`` (:func:`course_grading.grader.grade`, parallel
+sandboxes), so each notebook runs once per test run; the untouched release also goes through
+nbgrader's own ``autograde``, and both must agree. Scores are read from the gradebook through
+nbgrader's Python API (``course_grading.grading``), never from a command's exit status.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import grading
+from course_grading import grader, grading, submissions
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,9 +78,37 @@ def course(tmp_path_factory):
         yield root
 
 
-def grade(course: Path, assignment: str, student: str, notebooks: dict) -> dict[str, float]:
-    grading.submit(course, assignment, student, notebooks)
-    return grading.autograde(course, assignment, student)
+def write_submission(inbox: Path, student: str, notebooks: dict) -> None:
+    folder = inbox / student
+    folder.mkdir(parents=True)
+    for name, notebook in notebooks.items():
+        nbformat.write(notebook, folder / f"{name}.ipynb")
+
+
+_graded: dict[str, dict] = {}
+
+
+def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
+    """The report of ``course grade`` on the assignment's class, graded once per test run:
+    ``solution`` (the release with every answer from the source), ``untouched`` (the release) and ``only-<part>`` for
+    every part (the release with that one answer filled in from the source)."""
+    if assignment not in _graded:
+        inbox = tmp_path_factory.mktemp(f"inbox-{assignment}")
+        write_submission(inbox, "solution", {
+            name: submissions.solved(release, nbformat.read(
+                course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
+            for name, release in release_notebooks(course, assignment).items()})
+        write_submission(inbox, "untouched", release_notebooks(course, assignment))
+        for _, notebook, part in parts_of(assignment):
+            source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb",
+                                   as_version=4)
+            notebooks = release_notebooks(course, assignment)
+            target = solution_cells(notebooks[notebook])
+            assert part in target, f"the release of {notebook} has no cell with grade_id {part!r}"
+            target[part].source = solution_cells(source)[part].source
+            write_submission(inbox, f"only-{part}", notebooks)
+        _graded[assignment] = grader.grade(assignment, inbox, course, progress=False)
+    return _graded[assignment]
 
 
 def manual_parts(assignment: str) -> set[str]:
@@ -142,46 +175,47 @@ def test_committed_release_is_generated(course, assignment):
 
 
 # ---------------------------------------------------------------------------- (b), (c)
+def error_cells(executed: nbformat.NotebookNode) -> list[str]:
+    """The first line of every code cell that ended in an error, with the error's name."""
+    return [f"{c.source.splitlines()[0] if c.source else ''!r}: {o.get('ename')}"
+            for c in executed.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solutions_score_full_marks(course, assignment):
-    """Checks that the source notebooks, submitted as a student's, get every point."""
-    notebooks = {p.stem: nbformat.read(p, as_version=4)
-                 for p in notebook_paths(course / "solutions" / assignment)}
-    scores = grade(course, assignment, "solution", notebooks)
+def test_solutions_score_full_marks(course, assignment, tmp_path_factory):
+    """Checks that the release with every answer from the source gets every point, flags every
+    written answer for a person, shows no tampering, and runs every cell without an error."""
+    report = graded(course, assignment, tmp_path_factory)
+    scores = grading.part_scores(course, assignment, "solution")
     assert scores == expected_scores(assignment, set(points(assignment))), scores
     assert flagged_for_manual_grading(course, assignment, "solution") == manual_parts(assignment)
+    outcome = {o["student"]: o for o in report["outcomes"]}["solution"]
+    assert outcome["tampering"] == [], outcome
+    for path in notebook_paths(course / "autograded" / "solution" / assignment):
+        assert error_cells(nbformat.read(path, as_version=4)) == [], path.name
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_release_scores_zero(course, assignment):
-    """Checks that the student release, submitted as it is, gets no point."""
-    scores = grade(course, assignment, "untouched", release_notebooks(course, assignment))
-    assert scores == expected_scores(assignment, set()), scores
+def test_untouched_release_scores_zero(course, assignment, tmp_path_factory):
+    """Checks that the student release, submitted as it is, gets no point from `course grade`
+    and from nbgrader's own autograde alike, and no written part goes to a person."""
+    graded(course, assignment, tmp_path_factory)
+    expected = expected_scores(assignment, set())
+    assert grading.part_scores(course, assignment, "untouched") == expected
     assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (
         "an unanswered written part should score 0 without a person looking at it")
+    grading.submit(course, assignment, "untouched-nbgrader", release_notebooks(course, assignment))
+    assert grading.autograde(course, assignment, "untouched-nbgrader") == expected
 
 
 # ---------------------------------------------------------------------------- (d)
 @pytest.mark.parametrize("assignment, notebook, part", PARTS,
                          ids=[f"{a}-{p}" for a, _, p in PARTS])
-def test_each_part_scores_alone(course, assignment, notebook, part):
+def test_each_part_scores_alone(course, assignment, notebook, part, tmp_path_factory):
     """Checks that solving exactly one part gives exactly that part's points."""
-    source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb", as_version=4)
-    notebooks = release_notebooks(course, assignment)
-    target = solution_cells(notebooks[notebook])
-    assert part in target, f"the release of {notebook} has no cell with grade_id {part!r}"
-    target[part].source = solution_cells(source)[part].source
-    scores = grade(course, assignment, f"only-{part}", notebooks)
+    graded(course, assignment, tmp_path_factory)
+    scores = grading.part_scores(course, assignment, f"only-{part}")
     assert scores == expected_scores(assignment, {part}), scores
     flagged = flagged_for_manual_grading(course, assignment, f"only-{part}")
     assert flagged == ({part} & manual_parts(assignment)), flagged
-
-
-def test_expect_written_names_the_unfinished_part():
-    """checks that a stub's NotImplementedError becomes a message naming the part; others pass."""
-    with pytest.raises(AssertionError, match="prototypes is not written yet"):
-        with grading.expect_written("prototypes"):
-            raise NotImplementedError()
-    with pytest.raises(ValueError):
-        with grading.expect_written("prototypes"):
-            raise ValueError("a student's own error stays as it is")

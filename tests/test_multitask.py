@@ -3,28 +3,18 @@ import pytest
 import torch
 
 from course_lib import multitask as mt
-from course_lib.data import ImageSet
-
-
-def fake_images(n_per_class: int = 30, seed: int = 0) -> ImageSet:
-    """10 classes of random 28×28 images; class k has its pixels 20k … 20k + 19 bright."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(10).repeat_interleave(n_per_class)
-    x = 0.1 * torch.rand(len(y), 1, 28, 28, generator=g)
-    for k in range(10):
-        x.view(len(y), -1)[y == k, 20 * k: 20 * k + 20] = 1.0
-    return ImageSet(x, y, 10, "fake")
+from toys import fake_images
 
 
 def tiny_tasks(tasks: int = 2, per_class: int = 10) -> list[mt.Task]:
-    data = (fake_images(), fake_images(seed=1))
+    data = (fake_images(30), fake_images(30, seed=1))
     return mt.relabelled_tasks(data, tasks=tasks, per_class=per_class, test_size=100)
 
 
 # ---------------------------------------------------------------------------- task sets
 def test_split_tasks_are_four_5_way_tasks_with_relabelled_classes():
     """checks the four tasks' names, sizes and labels 0…4 on both halves of each data set."""
-    data = (fake_images(), fake_images(seed=1))
+    data = (fake_images(30), fake_images(30, seed=1))
     tasks = mt.split_tasks(data, data, per_class=7, test_per_class=5)
     assert [t.name for t in tasks] == ["digits 0-4", "digits 5-9", "clothes 0-4", "clothes 5-9"]
     for t in tasks:
@@ -52,12 +42,12 @@ def test_relabelled_tasks_share_inputs_and_permute_labels():
 def test_too_many_images_per_class_is_a_clear_error():
     """checks that asking for more images than a class has names the class and the count."""
     with pytest.raises(ValueError, match="has only 30 images"):
-        mt.relabelled_tasks((fake_images(), fake_images()), tasks=1, per_class=31)
+        mt.relabelled_tasks((fake_images(30), fake_images(30)), tasks=1, per_class=31)
 
 
 def test_ink_task_targets_are_pixel_sums():
     """checks that the regression target is the sum of the pixel values."""
-    data = (fake_images(), fake_images(seed=1))
+    data = (fake_images(30), fake_images(30, seed=1))
     t = mt.ink_task(data, size=50, test_size=20)
     assert t.kind == "regression" and t.train_y.shape == (50, 1)
     assert torch.allclose(t.train_y[:, 0], t.train_x.sum(1))
@@ -170,14 +160,136 @@ def test_pcgrad_removes_conflicts_between_two_tasks():
 
 
 def test_gradnorm_lowers_the_weight_of_the_task_with_the_larger_gradient():
-    """checks that weights stay positive, sum to T, and move towards equal gradient norms."""
+    """checks that the weights move towards equal gradient norms — by hand: Adam's first step
+    moves each wᵢ by lr against the sign of ∂L_grad/∂wᵢ, so w = (1 − lr, 1 + lr) — and that a
+    step long enough to push w₁ below zero is clamped (to 10⁻³) before renormalising to Σ w = T."""
     W = torch.ones(3, requires_grad=True)
     losses = torch.stack([(10 * W).sum(), W.sum()])  # ‖∇_W ℒ₁‖ is ten times ‖∇_W ℒ₂‖
     gradnorm = mt.GradNorm(2)
     gradnorm.update(losses, W)
     w = gradnorm.weights()
-    assert w.sum().item() == pytest.approx(2.0) and (w > 0).all()
+    assert w.tolist() == pytest.approx([1 - 0.025, 1 + 0.025], abs=1e-6)
     assert w[0] < w[1]
+    long_step = mt.GradNorm(2, lr=5.0)  # w = (1 − 5, 1 + 5) = (−4, 6) before the clamp
+    long_step.update(losses, W)
+    w = long_step.weights()
+    assert w.sum().item() == pytest.approx(2.0) and (w > 0).all()
+    assert w.tolist() == pytest.approx([2 * 1e-3 / 6.001, 2 * 6 / 6.001], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- step gradients
+def step_inputs(tie: float = 0.1):
+    """θ, the losses ℒᵢ (3,) of one batch per task, and a soft-sharing penalty (of the heads) of a
+    small hard-sharing network whose task gradients conflict."""
+    torch.manual_seed(0)
+    model = mt.MultiTaskMLP(784, 8, [10, 10, 10])
+    losses = mt.batch_losses(model, tiny_tasks(tasks=3), 16, torch.Generator().manual_seed(0))
+    return model, list(model.parameters()), losses, tie * mt.soft_tie(model)
+
+
+def backward_grad(objective: torch.Tensor, theta: list) -> torch.Tensor:
+    """∇_θ objective by .backward(), flattened: (P,) — independent of gradients.flat_grad."""
+    for p in theta:
+        p.grad = None
+    objective.backward(retain_graph=True)
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                      for p in theta])
+
+
+def per_task_grads(losses: torch.Tensor, theta: list) -> torch.Tensor:
+    """∇_θ ℒᵢ for every task, shape (T, P)."""
+    return torch.stack([backward_grad(loss, theta) for loss in losses])
+
+
+def test_uniform_step_is_the_gradient_of_the_summed_losses():
+    """checks ∇_θ (Σᵢ ℒᵢ + penalty) against backward, and wᵢ = 1."""
+    _, theta, losses, penalty = step_inputs()
+    gradient, weights = mt.uniform_step(losses, theta, penalty)
+    assert gradient.shape == (sum(p.numel() for p in theta),)
+    assert torch.allclose(gradient, backward_grad(losses.sum() + penalty, theta), atol=1e-6)
+    assert torch.equal(weights, torch.ones(3))
+
+
+def test_fixed_weights_step_is_the_weighted_sum_of_task_gradients():
+    """checks Σᵢ wᵢ ∇ℒᵢ + ∇penalty for hand-picked w, including a zero weight."""
+    _, theta, losses, penalty = step_inputs()
+    w = torch.tensor([2.0, 0.0, 0.5])
+    gradient, weights = mt.FixedWeightsStep(w)(losses, theta, penalty)
+    expected = w @ per_task_grads(losses, theta) + backward_grad(penalty, theta)
+    assert torch.allclose(gradient, expected, atol=1e-6)
+    assert torch.equal(weights, w)
+
+
+def test_uncertainty_step_weights_by_half_exp_minus_s_and_moves_s():
+    """checks the gradient ½ exp(−sᵢ) ∇ℒᵢ at s = 0, and that Adam's first step on sᵢ has the
+    sign of ∂/∂sᵢ = ½ (1 − ℒᵢ) reversed."""
+    _, theta, losses, penalty = step_inputs()
+    step = mt.UncertaintyStep(3, lr=0.1)
+    gradient, weights = step(losses, theta, penalty)
+    assert torch.equal(weights, torch.full((3,), 0.5))
+    expected = 0.5 * per_task_grads(losses, theta).sum(0) + backward_grad(penalty, theta)
+    assert torch.allclose(gradient, expected, atol=1e-6)
+    s = step.weighting.log_var.detach()
+    assert torch.allclose(s, 0.1 * torch.sign(losses.detach() - 1), atol=1e-4)
+
+
+def test_gradnorm_step_updates_the_weights_then_uses_them():
+    """checks that the weights move off 1, sum to T, and weight the task gradients."""
+    model, theta, losses, penalty = step_inputs()
+    step = mt.GradNormStep(3, model.last_shared_weight())
+    gradient, weights = step(losses, theta, penalty)
+    assert not torch.equal(weights, torch.ones(3)) and weights.sum().item() == pytest.approx(3.0)
+    assert torch.equal(weights, step.gradnorm.weights())
+    expected = weights @ per_task_grads(losses, theta) + backward_grad(penalty, theta)
+    assert torch.allclose(gradient, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("tie", [0.0, 0.1])
+def test_pcgrad_step_is_pcgrad_of_the_task_gradients(tie):
+    """checks pcgrad(∇ℒ₁…∇ℒ_T) + ∇penalty with the same task order, with and without a penalty,
+    on task gradients that conflict (so surgery changes their sum)."""
+    _, theta, losses, penalty = step_inputs(tie)
+    gradient, weights = mt.PCGradStep(torch.Generator().manual_seed(4))(losses, theta, penalty)
+    grads = per_task_grads(losses, theta)
+    assert (grads @ grads.T < 0).any()
+    expected = mt.pcgrad(grads, torch.Generator().manual_seed(4))
+    assert not torch.allclose(expected, grads.sum(0), atol=1e-4)
+    if tie:
+        expected = expected + backward_grad(penalty, theta)
+    assert torch.allclose(gradient, expected, atol=1e-6)
+    assert torch.equal(weights, torch.ones(3))
+
+
+def test_weighting_method_maps_every_public_value():
+    """checks the method behind each weighting= value, and the error for anything else."""
+    model, *_ = step_inputs()
+    g = torch.Generator()
+    assert mt.weighting_method("uniform", model, 3) is mt.uniform_step
+    fixed = mt.weighting_method(torch.tensor([1, 2, 3]), model, 3)
+    assert isinstance(fixed, mt.FixedWeightsStep) and fixed.weights.dtype == torch.float32
+    assert isinstance(mt.weighting_method("uncertainty", model, 3), mt.UncertaintyStep)
+    assert isinstance(mt.weighting_method("gradnorm", model, 3), mt.GradNormStep)
+    assert mt.weighting_method("pcgrad", model, 3, g).generator is g
+    for bad in ("pc-grad", [1.0, 1.0, 1.0], None):
+        with pytest.raises(ValueError, match="weighting must be"):
+            mt.weighting_method(bad, model, 3)
+
+
+def test_one_training_step_follows_the_step_gradient():
+    """checks that train_multitask hands the method's gradient to Adam: its first step moves each
+    parameter by −lr · sign(g) where g is not tiny."""
+    tasks = tiny_tasks()
+    torch.manual_seed(0)
+    model = mt.MultiTaskMLP(784, 8, [10, 10])
+    theta = list(model.parameters())
+    before = torch.cat([p.detach().flatten() for p in theta])
+    losses = mt.batch_losses(model, tasks, 32, torch.Generator().manual_seed(0))
+    gradient, _ = mt.uniform_step(losses, theta, torch.zeros(()))
+    mt.train_multitask(model, tasks, 1, lr=1e-3, progress=False)
+    moved = torch.cat([p.detach().flatten() for p in theta]) - before
+    big = gradient.abs() > 1e-4
+    assert big.sum() > 100
+    assert torch.allclose(moved[big], -1e-3 * gradient[big].sign(), rtol=1e-2)
 
 
 # ---------------------------------------------------------------------------- training

@@ -1,4 +1,6 @@
 """Prototypical networks: prototypes, distances, the episode loss, training and the learner."""
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -56,7 +58,9 @@ def test_prototypes_gradient_is_a_mean():
 
 
 def test_squared_distances_by_hand():
-    """checks ‖z − c‖² on 3-4-5 triangles and against torch.cdist² on random points."""
+    """checks ‖z − c‖² on 3-4-5 triangles, against torch.cdist² on random points, and far from
+    the origin, where the expansion ‖z‖² − 2zᵀc + ‖c‖² cancels (and can go negative): exactly 0
+    at a prototype, never negative, and as accurate as a float64 oracle near one."""
     z = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     c = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
     assert torch.equal(squared_distances(z, c), torch.tensor([[0.0, 9.0, 16.0], [25.0, 16.0, 9.0]]))
@@ -64,7 +68,12 @@ def test_squared_distances_by_hand():
     g = torch.Generator().manual_seed(0)
     z, c = torch.randn(7, 5, generator=g), torch.randn(4, 5, generator=g)
     assert torch.allclose(squared_distances(z, c), torch.cdist(z, c) ** 2, atol=1e-5)
-    assert (squared_distances(z, c) >= 0).all()
+    c = 100.0 + torch.randn(4, 5, generator=g)
+    z = torch.cat([c, c + 1e-3 * torch.randn(4, 5, generator=g)])  # at, then next to, c_k
+    d = squared_distances(z, c)
+    assert torch.equal(d[:4].diagonal(), torch.zeros(4)) and (d >= 0).all()
+    exact = (z.double()[:, None, :] - c.double()[None, :, :]).pow(2).sum(-1)
+    assert torch.allclose(d.double(), exact, rtol=1e-4, atol=1e-5)
 
 
 def test_nearest_prototype_wins():
@@ -99,7 +108,7 @@ def test_episode_loss_is_cross_entropy_over_negative_distances():
 def test_gradients_reach_theta():
     """checks that the episode loss sends a gradient to every parameter of f_θ."""
     model = ConvNet(0, width=4)
-    episode = EpisodeSampler(blob_images(), torch.arange(6), ways=3, shots=2, queries=3).sample()
+    episode = EpisodeSampler(blob_images(), ways=3, shots=2, queries=3).sample()
     model.train()
     episode_loss(model, episode)[0].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
@@ -108,7 +117,7 @@ def test_gradients_reach_theta():
 # ---------------------------------------------------------------------------- learner
 def test_learner_solves_separable_episodes():
     """checks 100% query accuracy on well-separated classes with the identity embedding."""
-    sampler = EpisodeSampler(blob_images(), torch.arange(6), ways=5, shots=1, queries=5, seed=1)
+    sampler = EpisodeSampler(blob_images(), ways=5, shots=1, queries=5, seed=1)
     mean, _ = evaluate_episodes(protonets.learner(Flat()), sampler, episodes=20, progress=False)
     assert mean == 1.0
 
@@ -117,7 +126,7 @@ def test_learner_predicts_each_query_on_its_own():
     """checks that a query's prediction depends on 𝒟ᵗʳ and itself only (eval-mode batch norm)."""
     torch.manual_seed(0)
     model = ConvNet(0, width=4)
-    episode = EpisodeSampler(blob_images(), torch.arange(6), ways=3, shots=2, queries=4).sample()
+    episode = EpisodeSampler(blob_images(), ways=3, shots=2, queries=4).sample()
     predict = protonets.learner(model)
     together = predict(episode.support_x, episode.support_y, episode.query_x)
     alone = torch.cat([predict(episode.support_x, episode.support_y, q[None])
@@ -125,19 +134,34 @@ def test_learner_predicts_each_query_on_its_own():
     assert torch.equal(together, alone)
 
 
-def test_meta_train_learns_and_records():
-    """checks that a few episodes of meta-training lower the loss and fill the history."""
+def test_meta_train_learns_and_records(monkeypatch):
+    """checks that a few episodes of meta-training lower the loss and fill the history, and that
+    ``seconds`` times the episodes but not the validation (sleeps injected into both)."""
     torch.manual_seed(0)
     data = blob_images(noise=0.5)
     model = ConvNet(0, width=8)
-    sampler = EpisodeSampler(data, torch.arange(6), ways=3, shots=1, queries=5, seed=0)
-    val = EpisodeSampler(data, torch.arange(6), ways=3, shots=1, queries=5, seed=1)
+    sampler = EpisodeSampler(data, ways=3, shots=1, queries=5, seed=0)
+    val = EpisodeSampler(data, ways=3, shots=1, queries=5, seed=1)
+    real_loss, real_evaluate = protonets.episode_loss, protonets.evaluate
+
+    def slow_loss(*args, **kwargs):  # 30 episodes: at least 0.15 s of training
+        time.sleep(0.005)
+        return real_loss(*args, **kwargs)
+
+    def slow_evaluate(*args, **kwargs):  # 2 validations: 0.2 s that must not be counted
+        time.sleep(0.1)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(protonets, "episode_loss", slow_loss)
+    monkeypatch.setattr(protonets, "evaluate", slow_evaluate)
+    start = time.perf_counter()
     history = meta_train(model, sampler, steps=30, beta=1e-2, val_sampler=val, val_episodes=5,
                          val_every=15, progress=False)
+    wall = time.perf_counter() - start
     assert len(history.loss) == len(history.accuracy) == 30
     assert history.val_step == [15, 30] and len(history.val_acc) == 2
     assert sum(history.loss[-5:]) / 5 < sum(history.loss[:5]) / 5
-    assert history.seconds > 0 and not model.training
+    assert 30 * 0.005 <= history.seconds <= wall - 2 * 0.1 and not model.training
 
 
 def test_channels_last_keeps_the_function():
@@ -159,7 +183,7 @@ def test_learning_rate_halves():
     def weights_after(steps, decay_every):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
-        sampler = EpisodeSampler(blob_images(), torch.arange(6), ways=2, shots=1, queries=2)
+        sampler = EpisodeSampler(blob_images(), ways=2, shots=1, queries=2)
         meta_train(model, sampler, steps, beta=0.1, decay_every=decay_every, progress=False)
         return model[1].weight.detach()
 
@@ -175,12 +199,12 @@ def test_accuracy_by_shots_matches_the_learner():
     torch.manual_seed(0)
     model = ConvNet(0, width=4).eval()
     data = blob_images(noise=1.0)
-    curve = accuracy_by_shots(model, EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3),
+    curve = accuracy_by_shots(model, EpisodeSampler(data, ways=3, shots=4, queries=5, seed=3),
                               shots=[1, 4], episodes=6, progress=False)
-    full = protonets.evaluate(model, EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3), 6)
+    full = protonets.evaluate(model, EpisodeSampler(data, ways=3, shots=4, queries=5, seed=3), 6)
     assert curve[1] == pytest.approx(full)
     # k = 1: the learner given only the first support example of each class
-    sampler = EpisodeSampler(data, torch.arange(6), 3, 4, 5, seed=3)
+    sampler = EpisodeSampler(data, ways=3, shots=4, queries=5, seed=3)
     accs = []
     for _ in range(6):
         e = sampler.sample()
@@ -205,8 +229,7 @@ def test_meta_training_on_omniglot_beats_chance(omniglot_background, omniglot_ev
     """checks that 150 episodes of 20-way meta-training give > 70% on 5-way 1-shot unseen characters."""
     torch.manual_seed(0)
     train = EpisodeSampler(omniglot_background, torch.arange(200), ways=20, shots=1, queries=2)
-    test = EpisodeSampler(omniglot_evaluation, torch.arange(omniglot_evaluation.classes), ways=5,
-                          shots=1, queries=5, seed=1)
+    test = EpisodeSampler(omniglot_evaluation, ways=5, shots=1, queries=5, seed=1)
     model = ConvNet(0, width=16)
     meta_train(model, train, steps=150, beta=5e-3, progress=False)
     mean, _ = protonets.evaluate(model, test, episodes=50)

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from course_lib import plots, results  # noqa: E402
+from course_lib import paths, plots, results  # noqa: E402
 from course_lib.budget import get_budget  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -35,7 +35,7 @@ def test_build_dir_follows_course_build(build, monkeypatch):
     """checks COURSE_BUILD, and build/ at the repository root without it."""
     assert results.build_dir() == build
     monkeypatch.delenv("COURSE_BUILD")
-    assert results.build_dir() == results.REPO / "build"
+    assert results.build_dir() == paths.REPO / "build"
 
 
 def test_report_writes_budget_config_and_float_figures(build, capsys):

@@ -102,10 +102,16 @@ def test_slippery_gridworld_matches_its_empirical_transitions():
 
 
 def test_frozenlake_model_gives_the_known_optimal_success_rate():
-    """checks value iteration on FrozenLake's model: the optimal success rate is 14/17."""
+    """checks the model (P sums to the probability that the episode goes on: 0 from the holes
+    and the goal, 1 from the start) and value iteration on it: the optimal success rate is 14/17."""
     env = gym.make("FrozenLake-v1", is_slippery=True)
     P, R = rl.tabular_model(env)
-    assert (P.sum(-1) <= 1 + 1e-12).all()
+    goes_on = torch.tensor([[sum(p for p, _, _, done in env.unwrapped.P[s][a] if not done)
+                             for a in range(4)] for s in range(16)], dtype=P.dtype)
+    assert torch.allclose(P.sum(-1), goes_on, atol=1e-12)
+    ends = [i for i, c in enumerate("".join(rl.layout(env))) if c in "HG"]
+    assert ends == [5, 7, 11, 12, 15] and (P[ends].sum(-1) == 0).all()
+    assert torch.allclose(P[0].sum(-1), torch.ones(4, dtype=P.dtype))  # no hole next to S
     v = rl.value_iteration(P, R, 1.0, tol=1e-13)
     assert v[0].item() == pytest.approx(14 / 17, abs=1e-9)
     pi = rl.greedy_policy(P, R, v, 1.0)
@@ -248,7 +254,8 @@ def test_reinforce_loss_treats_the_weights_as_constants():
 
 
 def test_train_reinforce_is_seeded_and_records_history():
-    """checks that two runs with one seed give the same returns, and the history's bookkeeping."""
+    """checks that two runs with one seed give the same returns, the history's bookkeeping, and
+    evaluate_policy: seeded, and its greedy returns those of episodes played out by hand."""
     runs = []
     for _ in range(2):
         pi = rl.policy_net(hidden=16, seed=0)
@@ -256,7 +263,20 @@ def test_train_reinforce_is_seeded_and_records_history():
     assert runs[0].returns == runs[1].returns and len(runs[0].returns) == 12
     assert len(runs[0].losses) == 3
     returns = rl.evaluate_policy(pi, episodes=3, seed=1)
-    assert returns.shape == (3,) and (returns >= 1).all()
+    assert returns.shape == (3,) and torch.equal(returns, rl.evaluate_policy(pi, episodes=3, seed=1))
+
+    def greedy_return(seed):  # one CartPole episode, a_t = argmax π(·|s_t), reset with seed
+        env, total, done = rl.cartpole(), 0.0, False
+        obs, _ = env.reset(seed=seed)
+        while not done:
+            with torch.no_grad():
+                action = pi(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax().item()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + reward, terminated or truncated
+        return total
+
+    greedy = rl.evaluate_policy(pi, episodes=3, seed=1, greedy=True)
+    assert greedy.tolist() == [greedy_return(s) for s in (1, 2, 3)]
 
 
 def test_episodes_to_target_counts_full_windows():

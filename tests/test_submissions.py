@@ -1,4 +1,4 @@
-"""Unit tests of course_lib.submissions: finding, reading, checking and rebuilding a submission
+"""Unit tests of course_grading.submissions: finding, reading, checking and rebuilding a submission
 (pure notebook logic, no kernel)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from course_lib import submissions as S
+from course_grading import submissions as S
 
 
 def cell(kind, source, grade_id=None, **flags):

@@ -1,5 +1,6 @@
 """Training and evaluation loops: fit, accuracy, mean ± 95% CI, episode evaluation, frozen BN."""
 import math
+import time
 
 import pytest
 import torch
@@ -41,12 +42,20 @@ def test_fit_lowers_the_loss():
 
 
 def test_fit_records_validation():
-    """checks that val accuracy is recorded every eval_every steps and at the last step."""
+    """checks that val accuracy is recorded every eval_every steps and at the last step, and that
+    each record is the accuracy of the weights at that step (oracle: the same seeded run stopped
+    there, scored by accuracy())."""
     x, y = blobs()
-    history = fit(MLP(2, hidden=(8,), outputs=2), x, y, steps=25, val=(x, y), eval_every=10,
-                  progress=False)
+
+    def run(steps, **kw):
+        torch.manual_seed(0)
+        model = MLP(2, hidden=(8,), outputs=2)
+        return model, fit(model, x, y, steps=steps, progress=False, **kw)
+
+    _, history = run(25, val=(x, y), eval_every=10)
     assert history.val_step == [10, 20, 25]
-    assert len(history.val_acc) == 3 and all(0 <= a <= 1 for a in history.val_acc)
+    assert history.val_acc == [accuracy(run(steps)[0], x, y) for steps in (10, 20, 25)]
+    assert len(set(history.val_acc)) > 1  # the weights moved between the records
 
 
 def test_fit_is_seeded():
@@ -151,14 +160,14 @@ def nearest_neighbour(support_x, support_y, query_x):
 
 def test_evaluate_perfect_learner():
     """checks mean 1 and CI 0 for a learner that is always right."""
-    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=5, shots=1, queries=5)
+    sampler = EpisodeSampler(constant_images(), ways=5, shots=1, queries=5)
     mean, half = evaluate_episodes(nearest_neighbour, sampler, episodes=20, progress=False)
     assert mean == 1.0 and half == 0.0
 
 
 def test_evaluate_random_learner():
     """checks that a guessing learner scores about 1 / ways, inside a few CIs."""
-    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=5, shots=1, queries=10)
+    sampler = EpisodeSampler(constant_images(), ways=5, shots=1, queries=10)
     g = torch.Generator().manual_seed(0)
 
     def guess(support_x, support_y, query_x):
@@ -172,7 +181,7 @@ def test_evaluate_random_learner():
 def test_evaluate_one_episode_per_call():
     """checks that evaluate_episodes consumes exactly `episodes` episodes of the stream."""
     calls = []
-    sampler = EpisodeSampler(constant_images(), torch.arange(10), ways=2, shots=1, queries=1)
+    sampler = EpisodeSampler(constant_images(), ways=2, shots=1, queries=1)
     evaluate_episodes(lambda sx, sy, qx: calls.append(qx) or torch.zeros(len(qx)), sampler,
                       episodes=7, progress=False)
     assert len(calls) == 7
@@ -217,17 +226,30 @@ def test_partly_frozen_body():
 
 # ---------------------------------------------------------------------------- meta_fit, cached
 def test_meta_fit_records_every_step_and_validates_on_schedule():
-    """checks losses per step, accuracy when reported, validation steps, β halving, timing."""
+    """checks losses per step, accuracy when reported, validation steps, β halving, and that
+    ``seconds`` counts the steps but not the validation (sleeps injected into both)."""
     w = nn.Parameter(torch.tensor([3.0]))
     optimizer = torch.optim.SGD([w], lr=0.1)
     calls = []
-    history = meta_fit(lambda: ((w ** 2).sum(), 0.5), optimizer, steps=10, decay_every=4,
-                       validate=lambda: calls.append(1) or 0.75, val_every=3, progress=False)
+
+    def step_loss():
+        time.sleep(0.01)  # 10 steps: at least 0.1 s of training
+        return (w ** 2).sum(), 0.5
+
+    def validate():
+        time.sleep(0.1)  # 3 validations: 0.3 s that must not be counted
+        calls.append(1)
+        return 0.75
+
+    start = time.perf_counter()
+    history = meta_fit(step_loss, optimizer, steps=10, decay_every=4, validate=validate,
+                       val_every=3, progress=False)
+    wall = time.perf_counter() - start
     assert len(history.loss) == 10 and history.accuracy == [0.5] * 10
     assert history.loss[-1] < history.loss[0]
     assert history.val_step == [3, 6, 9] and history.val_acc == [0.75] * 3 and len(calls) == 3
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 4)  # halved at 4 and 8
-    assert history.seconds > 0
+    assert 10 * 0.01 <= history.seconds <= wall - 3 * 0.1
     no_acc = meta_fit(lambda: ((w ** 2).sum(), None), optimizer, steps=2, progress=False)
     assert no_acc.accuracy == [] and no_acc.val_step == []
 

@@ -1,4 +1,4 @@
-"""Meta-training throughput: ``make bench`` (``python -m course_lib.benchmarks``).
+"""Meta-training throughput: ``make bench`` (``python -m course_site.benchmarks``).
 
 Times one MAML outer step (a meta-batch of tasks: inner step on 𝒟ᵗʳᵢ with α, query loss on
 𝒟ᵗˢᵢ, meta-gradient ∇_θ) three ways, on the same model, meta-batch and machine in one run:
@@ -19,7 +19,6 @@ work). Before timing, every path's meta-gradient is checked against the plain pe
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import sys
 import time
@@ -28,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .budget import get_budget
-from .episodes import Episode
-from .maml import meta_loss, meta_loss_batched, parameters_of
-from .models import ConvNet
-from .results import build_dir
+from course_lib.budget import get_budget
+from course_lib.episodes import Episode
+from course_lib.maml import meta_loss, meta_loss_batched, parameters_of
+from course_lib.models import ConvNet
+
+from . import record
 
 WORKLOADS = {"paper": dict(meta_batch=32, ways=5, shots=1, queries=1),
              "queries15": dict(meta_batch=16, ways=5, shots=1, queries=15)}
@@ -152,12 +152,7 @@ def run(width: int | None = None, repeats: int = 5, workloads: dict = WORKLOADS)
 
 def save(figures: dict) -> None:
     """Merge ``figures`` into ``build/results.json``'s ``benchmarks``."""
-    path = build_dir() / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results.setdefault("benchmarks", {}).update(figures)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    print(f"wrote benchmarks to {path}")
+    print(f"wrote benchmarks to {record.update(benchmarks=figures)}")
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Paper-scale reproduction on a GPU: ``make paper`` (``python -m course_lib.paper``).
+"""Paper-scale reproduction on a GPU: ``make paper`` (``python -m course_site.paper``).
 
 The lecture notebooks run at laptop scale. This command runs the two papers' Omniglot settings —
 5-way and 20-way, 1-shot and 5-shot — with the ``full`` budget's network (width 64) and step
@@ -19,13 +19,13 @@ import time
 
 import torch
 
-from . import maml, protonets
-from .budget import get_budget
-from .data import load_omniglot, with_rotations
-from .episodes import EpisodeSampler
-from .models import ConvNet
-from .results import build_dir
-from .seeding import get_device, seed_everything
+from course_lib import maml, protonets
+from course_lib.budget import get_budget
+from course_lib.data import load_omniglot, with_rotations
+from course_lib.episodes import EpisodeSampler
+from course_lib.models import ConvNet
+from course_lib.paths import build_dir
+from course_lib.seeding import get_device, seed_everything
 
 SETTINGS = {  # (ways, shots): MAML's inner loop, and the accuracies (%) the papers report
     (5, 1): dict(alpha=0.4, inner_steps=1, test_steps=3, meta_batch=32, maml=98.7, protonet=98.8),
@@ -42,7 +42,7 @@ def run_maml(train, test, ways: int, shots: int, budget, steps: int, episodes: i
     model, history, setting = maml.omniglot(
         train, budget, steps, retrain=True, device=device, ways=ways, shots=shots, queries=shots,
         alpha=s["alpha"], inner_steps=s["inner_steps"], meta_batch=s["meta_batch"])
-    sampler = EpisodeSampler(test, torch.arange(test.classes), ways, shots, 15, 2020, device)
+    sampler = EpisodeSampler(test, ways=ways, shots=shots, queries=15, seed=2020, device=device)
     accuracy, _ = maml.evaluate(model, sampler, episodes, setting["alpha"], s["test_steps"])
     return accuracy, history.seconds
 
@@ -51,11 +51,11 @@ def run_protonet(train, test, ways: int, shots: int, budget, steps: int, episode
     """A prototypical network trained on 60-way K-shot episodes: (accuracy, training seconds)."""
     seed_everything(0)
     model = ConvNet(0, width=budget.width).to(device)
-    sampler = EpisodeSampler(train, torch.arange(train.classes), min(PROTO_WAYS, train.classes),
-                             shots, 5, 0, device)
+    sampler = EpisodeSampler(train, ways=min(PROTO_WAYS, train.classes), shots=shots, queries=5,
+                             seed=0, device=device)
     history = protonets.meta_train(model, sampler, steps, beta=1e-3, decay_every=2000,
                                    desc=f"protonet {ways}-way {shots}-shot")
-    test_sampler = EpisodeSampler(test, torch.arange(test.classes), ways, shots, 15, 2020, device)
+    test_sampler = EpisodeSampler(test, ways=ways, shots=shots, queries=15, seed=2020, device=device)
     return protonets.evaluate(model, test_sampler, episodes)[0], history.seconds
 
 

@@ -1,7 +1,7 @@
 """A Jupyter kernel for untrusted code: resource limits, and isolation where Linux allows it.
 
 Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec whose command is
-``python …/course_lib/sandbox.py CONNECTION_FILE``; that launcher
+``python …/course_grading/sandbox.py CONNECTION_FILE``; that launcher
 
 1. where Linux namespaces are available (:func:`isolation` is ``"namespaces"``), re-starts
    itself under ``unshare`` with its own user, mount, network and PID namespaces:
@@ -167,7 +167,7 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python course_lib/sandbox.py CONNECTION_FILE", file=sys.stderr)
+        print("usage: python course_grading/sandbox.py CONNECTION_FILE", file=sys.stderr)
         return 2
     config = json.loads(os.environ[CONFIG_VARIABLE])
     _die_with_parent()

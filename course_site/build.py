@@ -1,6 +1,6 @@
 """The course's main job: execute every lecture notebook into ``build/`` and collect results.
 
-``python -m course_lib.build`` (called by ``make course``) runs each notebook in ``notebooks/``
+``python -m course_site.build`` (called by ``make course``) runs each notebook in ``notebooks/``
 at the budget ``COURSE_BUDGET`` names (default: ``default``) and writes
 
 - ``build/notebooks/<name>.ipynb`` — the executed notebook,
@@ -9,7 +9,7 @@ at the budget ``COURSE_BUDGET`` names (default: ``default``) and writes
 - ``build/results.json`` — ``{"notebooks": {name: {"budget", "seconds", "figures"}},
   "benchmarks": {...}, "skipped": {...}, "failed": {...}}``.
 - ``build/book/index.html`` — the course book, rendered from all of the above by
-  :mod:`course_lib.book`.
+  :mod:`course_site.book`.
 
 A notebook declares the data sets it needs in its metadata (``"course": {"data": [...]}``).
 When one of them cannot be had, the notebook is skipped — the others still run — and the
@@ -26,20 +26,11 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
-from . import data
-from .budget import get_budget
-from .results import build_dir
+from course_lib import data
+from course_lib.budget import get_budget
+from course_lib.paths import NOTEBOOKS, build_dir, lecture_notebooks
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def notebooks(folder: Path = REPO / "notebooks") -> list[Path]:
-    """The lecture notebooks, in course order (their file names start with the number)."""
-    return sorted(folder.glob("[0-9]*.ipynb"))
-
-
-def needed_data(nb) -> list[str]:
-    return list(nb.metadata.get("course", {}).get("data", []))
+from . import book, record
 
 
 def execute(path: Path, out: Path) -> float:
@@ -67,23 +58,16 @@ def benchmarks() -> dict:
     return {"omniglot_cached_load_seconds": round(time.perf_counter() - start, 3)}
 
 
-def main(folder: Path = REPO / "notebooks") -> int:
+def main(folder: Path = NOTEBOOKS) -> int:
     """Execute the notebooks of ``folder`` (default: ``notebooks/``, then render the course book
     from them); 1 if one failed, else 0."""
     out = build_dir()
     out.mkdir(parents=True, exist_ok=True)
     budget = get_budget()
-    results = {"budget": budget.name, "notebooks": {}, "benchmarks": {}, "skipped": {},
-               "failed": {}}
-    status = {}
-    for path in notebooks(folder):
+    results = {"budget": budget.name, "notebooks": {}, "skipped": {}, "failed": {}}
+    for path in lecture_notebooks(folder):
         name = path.stem
-        missing = []
-        for ds in needed_data(nbformat.read(path, as_version=4)):
-            if ds not in status:
-                status[ds] = data.available(ds)
-            if status[ds] is not None:
-                missing.append(status[ds])
+        missing = data.missing_for(path)
         if missing:
             results["skipped"][name] = [str(err) for err in missing]
             print(f"[skip] {name}: needs {', '.join(e.name for e in missing)}", flush=True)
@@ -96,29 +80,22 @@ def main(folder: Path = REPO / "notebooks") -> int:
             results["failed"][name] = f"{type(err).__name__}: {str(err)[-2000:]}"
             print(f"[FAIL] {name}: {type(err).__name__}", flush=True)
             continue
-        record = {"budget": budget.name, "seconds": round(seconds, 1), "figures": {}}
+        entry = {"budget": budget.name, "seconds": round(seconds, 1), "figures": {}}
         figures = out / "figures" / f"{name}.json"
         if figures.exists():
-            record["figures"] = json.loads(figures.read_text())["figures"]
-        results["notebooks"][name] = record
+            entry["figures"] = json.loads(figures.read_text())["figures"]
+        results["notebooks"][name] = entry
         print(f"       done in {seconds:.0f} s", flush=True)
-    if "omniglot" not in status:  # no notebook asked: check before timing, never crash here
-        status["omniglot"] = data.available("omniglot")
-    previous = out / "results.json"   # keep the figures `make bench` wrote earlier
-    if previous.exists():
-        results["benchmarks"] = json.loads(previous.read_text()).get("benchmarks", {})
-    if status["omniglot"] is None:
-        results["benchmarks"].update(benchmarks())
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    # the benchmarks `make bench` recorded stay; time the data cache when Omniglot is there
+    record.update(results, benchmarks=benchmarks() if data.checked("omniglot") is None else {})
     summary(results, out)
-    if folder == REPO / "notebooks":  # the book is of the course's notebooks, not a test folder's
-        from . import book
+    if Path(folder) == NOTEBOOKS:  # the book is of the course's notebooks, not a test folder's
         print(f"wrote the course book: {book.build(out)}")
     return 1 if results["failed"] else 0
 
 
 def summary(results: dict, out: Path) -> None:
-    print(f"\nwrote {out / 'results.json'}: {len(results['notebooks'])} notebooks executed")
+    print(f"\nwrote {out / record.NAME}: {len(results['notebooks'])} notebooks executed")
     for name, why in results["failed"].items():
         print(f"\nFAILED {name}: {why}")
     if results["skipped"]:

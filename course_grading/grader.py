@@ -1,12 +1,12 @@
 """Grading a class: every submission in its own sandbox, in parallel, recorded in nbgrader's
 gradebook, with a CSV, per-student feedback and a summary an instructor can act on.
 
-``course grade ASSIGNMENT SUBMISSIONS`` (see :mod:`course_lib.cli`) calls :func:`grade`:
+``course grade ASSIGNMENT SUBMISSIONS`` (see :mod:`course_grading.cli`) calls :func:`grade`:
 
-1. :func:`course_lib.submissions.collect` finds one folder per student;
+1. :func:`course_grading.submissions.collect` finds one folder per student;
 2. a pool of ``workers`` runs :func:`grade_one` per student in a separate process: find and
-   read the notebook, :func:`~course_lib.submissions.check` it, rebuild the graded notebook
-   (hidden tests restored) and run it with :func:`course_lib.runner.run_notebook` in a
+   read the notebook, :func:`~course_grading.submissions.check` it, rebuild the graded notebook
+   (hidden tests restored) and run it with :func:`course_grading.runner.run_notebook` in a
    sandbox kernel that cannot see the gradebook, the source notebooks, the submissions or
    the other students' folders;
 3. the parent alone writes the gradebook (nbgrader's ``SaveAutoGrades``), the autograded
@@ -167,7 +167,7 @@ def _forkserver():
     student would spend a second or two on imports alone)."""
     if not _CONTEXT:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["course_lib.grader"])
+        context.set_forkserver_preload(["course_grading.grader"])
         _CONTEXT.append(context)
     return _CONTEXT[0]
 
@@ -183,31 +183,42 @@ def _child(job_file: str, log: str) -> None:
     os._exit(code)   # skip interpreter shutdown (zmq sockets linger for a second there)
 
 
+WORKER_ATTEMPTS = 2   # a worker that crashed (not timed out) is the grader's fault: try again
+
+
 def _worker(job: dict, timeout: float) -> dict:
     """Run :func:`grade_one` in a separate process; a crash or hang of the worker itself still
-    gives a result (every test not run) instead of an ungraded student."""
+    gives a result (every test not run) instead of an ungraded student. The worker runs only
+    the grader's code (the student's runs in a kernel of its own), so a crashed worker is tried
+    again, up to ``WORKER_ATTEMPTS`` times; a timeout is not."""
     Path(job["workdir"]).mkdir(parents=True, exist_ok=True)
     job_file = Path(job["workdir"]) / "job.json"
     job_file.write_text(json.dumps(job))
     result_file = Path(job["out"]) / "result.json"
-    log = Path(job["workdir"]) / "worker.log"
-    worker = _forkserver().Process(target=_child, args=(str(job_file), str(log)))
-    with _START:   # the worker needs nothing from __main__: do not make it import the caller
-        main_module = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            worker.start()
-        finally:
-            sys.modules["__main__"] = main_module
-    worker.join(timeout)
-    why = f"grading took longer than {timeout:g} s" if worker.is_alive() else None
-    _kill_group(worker.pid)
-    worker.join()
-    if why is None and worker.exitcode == 0 and result_file.is_file():
-        return json.loads(result_file.read_text())
-    if why is None:
-        last = log.read_text().strip().splitlines()[-1:] or [f"exit status {worker.exitcode}"]
-        why = f"the grader's worker failed ({last[0][:200]})"
+    for attempt in range(WORKER_ATTEMPTS):
+        for name in job["notebooks"]:  # a fresh scratch folder per notebook and attempt
+            shutil.rmtree(Path(job["workdir"]) / name[:8], ignore_errors=True)
+        log = Path(job["workdir"]) / f"worker-{attempt}.log"
+        worker = _forkserver().Process(target=_child, args=(str(job_file), str(log)))
+        with _START:   # the worker needs nothing from __main__: do not make it import the caller
+            main_module = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                worker.start()
+            finally:
+                sys.modules["__main__"] = main_module
+        worker.join(timeout)
+        why = f"grading took longer than {timeout:g} s" if worker.is_alive() else None
+        _kill_group(worker.pid)
+        worker.join()
+        if why is None and worker.exitcode == 0 and result_file.is_file():
+            return json.loads(result_file.read_text())
+        if why is None:
+            last = (log.read_text().strip().splitlines()[-1:] if log.exists() else []) \
+                or [f"exit status {worker.exitcode}"]
+            why = f"the grader's worker failed ({last[0][:200]})"
+        if why.startswith("grading took longer"):
+            break
     result = {"student": job["student"], "notebooks": {}}
     for name, paths in job["notebooks"].items():
         executed = not_run(submissions.graded_notebook(
@@ -246,7 +257,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
 
     Args:
         workers: parallel students (default: the machine's cores).
-        limits: per-submission :class:`~course_lib.sandbox.Limits`.
+        limits: per-submission :class:`~course_grading.sandbox.Limits`.
         env: extra environment for the kernels (default ``COURSE_BUDGET=quick``).
         mode: ``"namespaces"`` or ``"process"`` (default: the best this machine allows).
 
@@ -442,7 +453,7 @@ def summary(report: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Worker entry: ``python -m course_lib.grader JOB.json`` writes ``<out>/result.json``."""
+    """Worker entry: ``python -m course_grading.grader JOB.json`` writes ``<out>/result.json``."""
     job = json.loads(Path(argv[0]).read_text())
     result = grade_one(job)
     Path(job["out"]).mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The course book: the executed course as a static web site that works offline.
 
-``python -m course_lib.book [--instructor]`` (also run at the end of ``python -m course_lib.build``,
+``python -m course_site.book [--instructor]`` (also run at the end of ``python -m course_site.build``,
 i.e. ``make course``) reads what the build left in ``build/`` — the executed notebooks in
 ``build/notebooks/``, ``build/results.json`` — and renders with Sphinx + MyST-NB, without
 re-executing anything,
@@ -30,8 +30,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_markdown_cell, new_output
 
-from .build import REPO, notebooks
-from .results import build_dir
+from course_lib.paths import REPO, build_dir, lecture_notebooks
+
+from . import record
 
 # (number of the lecture notebooks, topic, assignment, lecture notes in ../shared/lectures/: part)
 CURRICULUM = [
@@ -271,7 +272,7 @@ def index_page(topics: list, instructor: bool) -> str:
              "and figures, and the {doc}`results <results>` beside the papers'. " + edition, "",
              "To re-run a page: `make lab` at the repository root opens JupyterLab; open the "
              "notebook's path given on the page (`notebooks/<name>.ipynb`). "
-             "`python -m course_lib.book` rebuilds this site from `build/`.", ""]
+             "`python -m course_site.book` rebuilds this site from `build/`.", ""]
     toc, seen = [], set()
     for number, (topic, pages, assignment, lectures) in enumerate(topics, 1):
         lines += [f"## {number} · {topic}", ""]
@@ -296,7 +297,7 @@ def index_page(topics: list, instructor: bool) -> str:
 def topics(assignments: set[str]) -> list:
     """The curriculum with the lecture notebooks of ``notebooks/`` in number order; a notebook
     whose number no topic claims goes into a last topic so that every one gets a page."""
-    found = notebooks()
+    found = lecture_notebooks()
     claimed, result = set(), []
     for number, topic, assignment, lectures in CURRICULUM:
         pages = [p for p in found if p.name.startswith(number)]
@@ -312,9 +313,9 @@ def topics(assignments: set[str]) -> list:
 def write_sources(out: Path, src: Path, instructor: bool) -> None:
     """Write the Sphinx project of the book into ``src``: conf.py, the home page, the results
     page, a page per lecture notebook and per assignment."""
-    path = out / "results.json"
+    path = out / record.NAME
     if not path.exists():
-        raise SystemExit(f"no {path}: run `make course` (python -m course_lib.build) first")
+        raise SystemExit(f"no {path}: run `make course` (python -m course_site.build) first")
     results = json.loads(path.read_text())
     for folder in ("notebooks", "assignments"):
         (src / folder).mkdir(parents=True)
@@ -325,7 +326,7 @@ def write_sources(out: Path, src: Path, instructor: bool) -> None:
     (src / "conf.py").write_text("".join(f"{k} = {v!r}\n" for k, v in conf.items()))
     (src / "_static").mkdir()
     (src / "_static" / "book.css").write_text(CSS)
-    for path in notebooks():
+    for path in lecture_notebooks():
         notebook_page(path, results, out, src)
     released = {a for *_, a, _ in CURRICULUM if assignment_page(a, src, instructor)}
     (src / "index.md").write_text(index_page(topics(released), instructor))
@@ -352,8 +353,8 @@ def build(out: Path | None = None, instructor: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.book [--instructor]``: render the book, print where it is."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.book", description=__doc__
+    """``python -m course_site.book [--instructor]``: render the book, print where it is."""
+    parser = argparse.ArgumentParser(prog="python -m course_site.book", description=__doc__
                                      .split("\n\n")[0])
     parser.add_argument("--instructor", action="store_true", help="render solutions/ (with "
                         "solutions and hidden tests) into build/book-instructor/")

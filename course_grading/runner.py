@@ -1,6 +1,6 @@
 """Execute a notebook's cells in the grading sandbox, whatever the code in them does.
 
-:func:`run_notebook` starts a :mod:`course_lib.sandbox` kernel in a scratch folder and runs
+:func:`run_notebook` starts a :mod:`course_grading.sandbox` kernel in a scratch folder and runs
 the code cells one by one with nbclient, as ``nbgrader autograde`` does, but it never gives up
 on the notebook half-way without saying why:
 
@@ -118,7 +118,7 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     Args:
         workdir: a fresh, short path (Unix socket names must stay under 108 characters);
             the kernel's working folder and HOME.
-        limits, hide, mode, env: see :func:`course_lib.sandbox.write_kernel_spec`.
+        limits, hide, mode, env: see :func:`course_grading.sandbox.write_kernel_spec`.
     """
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))
     workdir = Path(workdir)

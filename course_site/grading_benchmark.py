@@ -1,10 +1,10 @@
-"""Grading throughput: ``make bench`` (``python -m course_lib.grading_benchmark``).
+"""Grading throughput: ``make bench`` (``python -m course_site.grading_benchmark``).
 
 Grades the same class — ``students`` honest submissions of ``transfer`` (the reference
 answers in the student release) — twice in one run, in two fresh course directories:
 
 - stock ``nbgrader autograde transfer``, which grades one student after another;
-- ``course grade`` (:func:`course_lib.grader.grade`): sandboxed, ``workers`` students at once,
+- ``course grade`` (:func:`course_grading.grader.grade`): sandboxed, ``workers`` students at once,
   one BLAS/OpenMP thread per kernel.
 
 Both must give every student full marks (else the timing means nothing). The ratio of the
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import nbformat
 
-from . import grader, grading, submissions
-from .benchmarks import save
+from course_grading import grader, grading, submissions
+
+from . import record
 
 
 def course_with_class(root: Path, assignment: str, students: int) -> None:
@@ -79,7 +80,7 @@ def run(assignment: str = "transfer", students: int = 30, workers: int | None = 
 
 
 def main() -> int:
-    save(run())
+    print(f"wrote benchmarks to {record.update(benchmarks=run())}")
     return 0
 
 

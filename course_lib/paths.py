@@ -1,0 +1,52 @@
+"""Where the course's files are: the one place that knows the repository's layout.
+
+- :data:`REPO` — the course repository (the folder above this package);
+- :func:`data_dir` — the data sets: ``COURSE_DATA``, or ``data/`` in the repository;
+- :func:`cache_dir` — decoded tensors and trained models, inside the data directory unless it
+  is read-only (as the shared offline copy is), then ``data/cache`` in the repository;
+- :func:`build_dir` — executed notebooks, figures, ``results.json`` and the book:
+  ``COURSE_BUILD``, or ``build/`` in the repository;
+- :func:`lecture_notebooks` — the lecture notebooks in course order.
+
+The teaching library, the grading tool and the site all take their paths from here. It imports
+nothing heavy, so the grading command can use it without loading torch.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+def data_dir() -> Path:
+    """The data directory: ``COURSE_DATA`` or ``data/`` at the repository root."""
+    return Path(os.environ.get("COURSE_DATA", REPO / "data")).expanduser().resolve()
+
+
+def cache_dir() -> Path:
+    """Where decoded tensors and trained models go: inside the data directory unless it is
+    read-only, else ``data/cache`` in the repository (created on first use).
+
+    The owner's write bit decides (not ``os.access``, which is always true for root), so a
+    read-only shared copy is never written to.
+    """
+    root = data_dir()
+    if root.is_dir() and root.stat().st_mode & stat.S_IWUSR:
+        path = root / "cache"
+    else:
+        path = REPO / "data" / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_dir() -> Path:
+    """``COURSE_BUILD`` or ``build/`` at the repository root."""
+    return Path(os.environ.get("COURSE_BUILD", REPO / "build"))
+
+
+def lecture_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The lecture notebooks of ``folder``, in course order (their names start with the number)."""
+    return sorted(Path(folder).glob("[0-9]*.ipynb"))

@@ -1,0 +1,69 @@
+"""The grader's worker processes: a crashed worker is tried again, a slow one is not.
+
+The worker is replaced by a stand-in (forked, so it sees this test's patches) that counts its
+attempts in a file; no kernel is started.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+import nbformat
+import pytest
+
+from course_grading import grader
+
+
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    monkeypatch.setattr(grader, "_forkserver", lambda: multiprocessing.get_context("fork"))
+    release = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), release)
+    return {"student": "s", "workdir": str(tmp_path / "work"), "out": str(tmp_path / "out"),
+            "notebooks": {"tiny": {"release": str(release), "source": str(release)}}}
+
+
+def stand_in(behaviour: list[str], counter):
+    """A worker that does behaviour[k] on its k-th attempt: crash, hang or succeed."""
+    def child(job_file, log):
+        os.setsid()  # as the real worker does: its own process group, which the grader kills
+        attempt = len(counter.read_text()) if counter.exists() else 0
+        counter.write_text("x" * (attempt + 1))
+        if behaviour[attempt] == "crash":
+            os._exit(255)
+        if behaviour[attempt] == "hang":
+            time.sleep(60)
+        out = json.loads(open(job_file).read())["out"]
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump({"student": "s", "notebooks": {}, "ok": attempt}, f)
+        os._exit(0)
+    return child
+
+
+def test_crashed_worker_is_tried_again(job, tmp_path, monkeypatch):
+    """checks a worker that dies once is run a second time and its result is the one kept."""
+    counter = tmp_path / "attempts"
+    monkeypatch.setattr(grader, "_child", stand_in(["crash", "ok"], counter))
+    result = grader._worker(job, timeout=30)
+    assert result["ok"] == 1 and counter.read_text() == "xx"
+
+
+def test_worker_that_keeps_crashing_scores_nothing_with_the_reason(job, tmp_path, monkeypatch):
+    """checks the attempts are bounded and the student gets every test not run, with why."""
+    counter = tmp_path / "attempts"
+    monkeypatch.setattr(grader, "_child", stand_in(["crash"] * 5, counter))
+    result = grader._worker(job, timeout=30)
+    assert counter.read_text() == "x" * grader.WORKER_ATTEMPTS
+    assert result["notebooks"]["tiny"]["notes"] == ["the grader's worker failed (exit status 255)"]
+
+
+def test_timed_out_worker_is_not_tried_again(job, tmp_path, monkeypatch):
+    """checks a worker past its time limit is stopped once, not re-run."""
+    counter = tmp_path / "attempts"
+    monkeypatch.setattr(grader, "_child", stand_in(["hang", "ok"], counter))
+    result = grader._worker(job, timeout=1)
+    assert counter.read_text() == "x"
+    assert result["notebooks"]["tiny"]["notes"] == ["grading took longer than 1 s"]
