@@ -7,11 +7,11 @@ scores exactly that part's points, so the parts are independent. A part that a p
 (a written answer: a cell that is both a solution and a grade cell) scores 0 when autograded;
 answered, it must be flagged for manual grading instead.
 
-Each assignment's class (the solution, the untouched release and one submission per part) is
-graded in one batch by ``course grade`` (:func:`course_grading.grader.grade`, parallel
-sandboxes), so each notebook runs once per test run; the untouched release also goes through
-nbgrader's own ``autograde``, and both must agree. Scores are read from the gradebook through
-nbgrader's Python API (``course_grading.grading``), never from a command's exit status.
+Each assignment's class (the solution and one submission per part) is graded in one batch by
+``course grade`` (:func:`course_grading.grader.grade`, parallel sandboxes), so each notebook
+runs once per test run; the untouched release goes through nbgrader's own ``autograde``.
+Scores are read from the gradebook through nbgrader's Python API (``course_grading.grading``),
+never from a command's exit status.
 """
 from __future__ import annotations
 
@@ -90,15 +90,14 @@ _graded: dict[str, dict] = {}
 
 def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
     """The report of ``course grade`` on the assignment's class, graded once per test run:
-    ``solution`` (the release with every answer from the source), ``untouched`` (the release) and ``only-<part>`` for
-    every part (the release with that one answer filled in from the source)."""
+    ``solution`` (the release with every answer from the source) and ``only-<part>`` for every
+    part (the release with that one answer filled in from the source)."""
     if assignment not in _graded:
         inbox = tmp_path_factory.mktemp(f"inbox-{assignment}")
         write_submission(inbox, "solution", {
             name: submissions.solved(release, nbformat.read(
                 course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
             for name, release in release_notebooks(course, assignment).items()})
-        write_submission(inbox, "untouched", release_notebooks(course, assignment))
         for _, notebook, part in parts_of(assignment):
             source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb",
                                    as_version=4)
@@ -197,16 +196,13 @@ def test_solutions_score_full_marks(course, assignment, tmp_path_factory):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_release_scores_zero(course, assignment, tmp_path_factory):
-    """Checks that the student release, submitted as it is, gets no point from `course grade`
-    and from nbgrader's own autograde alike, and no written part goes to a person."""
-    graded(course, assignment, tmp_path_factory)
-    expected = expected_scores(assignment, set())
-    assert grading.part_scores(course, assignment, "untouched") == expected
+def test_untouched_release_scores_zero(course, assignment):
+    """Checks that the student release, submitted as it is, gets no point from nbgrader's own
+    autograde (the round trip through nbgrader alone), and no written part goes to a person."""
+    grading.submit(course, assignment, "untouched", release_notebooks(course, assignment))
+    assert grading.autograde(course, assignment, "untouched") == expected_scores(assignment, set())
     assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (
         "an unanswered written part should score 0 without a person looking at it")
-    grading.submit(course, assignment, "untouched-nbgrader", release_notebooks(course, assignment))
-    assert grading.autograde(course, assignment, "untouched-nbgrader") == expected
 
 
 # ---------------------------------------------------------------------------- (d)
