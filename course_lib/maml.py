@@ -286,7 +286,7 @@ def omniglot(images, budget, steps: int | None = None, val_sampler=None, val_eve
         val_sampler, val_every: meta-validation accuracy (after one inner step) now and then.
         retrain: train even when the cache holds this model (notebook 05 always trains;
             notebook 06 reuses what 05 trained).
-        device: where θ and the episodes live (``None``: the CPU); see ``course_lib.paper``.
+        device: where θ and the episodes live (``None``: the CPU); see ``course_site.paper``.
         changes: settings that differ from :data:`OMNIGLOT`, e.g. ``alpha=0.1``.
 
     Returns:

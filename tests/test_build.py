@@ -226,3 +226,19 @@ def test_main_real_failure_then_later_notebook_runs(env, omniglot_missing, capsy
     assert res["notebooks"]["02_tiny"]["figures"] == {"x": 1.0}
     assert (env.parent / "build" / "notebooks" / "01_boom.ipynb").exists()  # saved even so
     assert "FAILED 01_boom" in capsys.readouterr().out
+
+
+def test_reused_models_come_from_earlier_notebooks():
+    """checks every notebook's "reuses" names a lecture notebook that comes before it in the
+    course (the tests, and the course build, run it first so its trained model is cached)."""
+    names = [p.stem for p in paths.lecture_notebooks()]
+    declared = {}
+    for path in paths.lecture_notebooks():
+        course = json.loads(path.read_text())["metadata"].get("course", {})
+        for earlier in course.get("reuses", []):
+            declared[path.stem] = earlier
+            assert earlier in names and names.index(earlier) < names.index(path.stem), (
+                path.stem, earlier)
+    assert declared == {"01b_what_transfers": "01a_transfer_learning",
+                        "01c_transfer_taxonomy": "01a_transfer_learning",
+                        "06_prototypical_networks": "05_maml"}
