@@ -94,7 +94,8 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     release = nbformat.read(release_path, as_version=4)
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
-        run = run_notebook(student, Path(work), limits, env={"COURSE_BUDGET": "quick"})
+        run = run_notebook(student, Path(work), limits,
+                           env={"COURSE_BUDGET": "quick", **grader.kernel_cache()})
     table, ok = status_table(part_status(run.notebook, release))
     print(table)
     for event in run.events:

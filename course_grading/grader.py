@@ -37,6 +37,8 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.paths import cache_dir
+
 from . import grading, submissions
 from .runner import NOT_RUN, error_output, run_notebook
 from .sandbox import Limits, isolation
@@ -240,6 +242,12 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+def kernel_cache() -> dict[str, str]:
+    """A graded kernel writes its own cache (in its HOME, the scratch folder) and reads the
+    instructor's warmed one, which the sandbox makes read-only (see course_lib.paths)."""
+    return {"COURSE_CACHE": "~/.cache/course", "COURSE_CACHE_SHARED": str(cache_dir())}
+
+
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
     """What a student's kernel must not see: grading state and sources of this course and of
     the repository course_lib comes from, plus ``extra`` (submissions, scratch)."""
@@ -283,7 +291,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     mode = mode or isolation()
     workers = workers or os.cpu_count() or 1
     scratch = Path(tempfile.mkdtemp(prefix="cg-"))
-    kernel_env = {"COURSE_BUDGET": "quick", **(env or {})}
+    kernel_env = {"COURSE_BUDGET": "quick", **kernel_cache(), **(env or {})}
     if "COURSE_DATA" in os.environ:
         kernel_env.setdefault("COURSE_DATA", os.environ["COURSE_DATA"])
     hide = [str(p) for p in hidden_paths(course_root, [submitted, scratch])]

@@ -7,6 +7,9 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
    itself under ``unshare`` with its own user, mount, network and PID namespaces:
 
    - no network (the kernel talks to the grader over Unix sockets, not TCP);
+   - the course repository (``course_lib`` included), the Python installation and the data
+     and shared cache folders are read-only (:func:`read_only_paths`), so a submission cannot
+     change what the next student is graded with;
    - the paths to hide (gradebook, source notebooks with hidden tests, other students'
      folders, the submissions, ``.git``) are covered by empty folders, and its own working
      folder is mounted back on top;
@@ -98,7 +101,7 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
 
 
 # ---------------------------------------------------------------------------- inside the kernel
-_MS_BIND, _MS_REC = 4096, 16384
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 32, 4096, 16384
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
@@ -122,6 +125,25 @@ def hide_paths(hide, keep: Path) -> None:
         keep.mkdir(parents=True, exist_ok=True)
         _mount(f"/proc/self/fd/{keep_fd}", str(keep), None, _MS_BIND | _MS_REC)
     os.close(keep_fd)
+
+
+def read_only_paths() -> list[Path]:
+    """What a graded kernel may read but never change: the repository this grader belongs to,
+    the Python installation (the venv and its base), the data directory and the instructor's
+    warmed cache (``COURSE_DATA``, ``COURSE_CACHE_SHARED``). Outermost folders only."""
+    found = [Path(LAUNCHER).parents[1], Path(sys.prefix), Path(sys.base_prefix)]
+    found += [Path(os.environ[v]) for v in ("COURSE_DATA", "COURSE_CACHE_SHARED")
+              if os.environ.get(v)]
+    found = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
+    return [p for i, p in enumerate(found) if not any(p.is_relative_to(q) for q in found[:i])]
+
+
+def make_read_only(paths) -> None:
+    """Bind each folder onto itself and remount that bind read-only (a write raises EROFS).
+    Needs a private mount namespace; run before :func:`hide_paths`, whose covers stay writable."""
+    for path in map(str, paths):
+        _mount(path, path, None, _MS_BIND | _MS_REC)
+        _mount("none", path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
 
 
 def apply_limits(limits: dict) -> None:
@@ -176,6 +198,7 @@ def main(argv: list[str]) -> int:
         os.execvp(UNSHARE[0], UNSHARE + [sys.executable, LAUNCHER, argv[0]])
     workdir = Path(config["workdir"])
     if config["mode"] == "namespaces":
+        make_read_only(read_only_paths())
         hide_paths(config["hide"], workdir)
     else:
         try:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .paths import cache_dir, data_dir
+from .paths import cache_dir, cache_file, data_dir
 
 DATASETS = ("omniglot", "mnist", "fashion_mnist", "digits")
 FETCH_COMMAND = "make data   (or: python -m course_lib.data prepare)"
@@ -81,14 +81,14 @@ class ImageSet:
 
 def _cached(key: str, build) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``(x_uint8, y)`` from the cache, or build and store it."""
-    path = cache_dir() / f"{key}.pt"
-    if path.exists():
+    found, path = cache_file(f"{key}.pt"), cache_dir() / f"{key}.pt"
+    if found.exists():
         try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # a half-written cache file: rebuild it
-            path.unlink()
+            return torch.load(found, weights_only=True)
+        except Exception:  # a half-written cache file: rebuild it (in the cache we write)
+            path.unlink(missing_ok=True)
     x, y = build()
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save((x, y), tmp)
     tmp.replace(path)
     return x, y

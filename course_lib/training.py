@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .paths import cache_dir
+from .paths import cache_dir, cache_file
 
 
 @dataclass
@@ -56,9 +56,10 @@ def cached(model: nn.Module, key: str, train, retrain: bool = False) -> History:
     loads what an earlier one trained (θ pre-trained in 01a, the MAML model of 05 in 06).
     The file is written to a temporary name and renamed, so a reader never sees half of it.
     """
-    path = cache_dir() / "models" / f"{key.replace('/', '-')}.pt"
-    if path.exists() and not retrain:
-        stored = torch.load(path, weights_only=True, map_location="cpu")
+    name = f"models/{key.replace('/', '-')}.pt"
+    found, path = cache_file(name), cache_dir() / name
+    if found.exists() and not retrain:
+        stored = torch.load(found, weights_only=True, map_location="cpu")
         if isinstance(stored, dict) and stored.get("kind") in _HISTORIES:
             model.load_state_dict(stored["model"])
             return _HISTORIES[stored["kind"]](**stored["history"])

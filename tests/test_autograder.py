@@ -18,7 +18,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import nbformat
@@ -26,6 +28,7 @@ import pytest
 
 from course_grading import cli, grader, grading, submissions
 from course_grading.sandbox import Limits, isolation
+from course_lib import paths
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
               pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),
@@ -33,6 +36,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.e
 
 LIMITS = Limits(cell_seconds=4, notebook_seconds=60, memory_mb=1024, file_mb=5, output_kb=64,
                 probe_seconds=3)
+# files of the course a graded kernel must not change (course_lib, the repository's config)
+COURSE_FILES = [str(paths.REPO / "course_lib" / "__init__.py"), str(paths.REPO / "pyproject.toml")]
 HIDDEN_ADD = "assert add(-5, 5) == 0 and add(0.5, 0.25) == 0.75"
 HIDDEN_NORM = "assert math.isclose(norm([1, 2, 2]), 3.0)"
 
@@ -162,6 +167,9 @@ def attackers(course, sensitive: dict) -> dict:
               "            f.write(b'owned')\n    except OSError as e:\n        print('blocked', e)")
     A["writes_gradebook"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
         paths=[sensitive["gradebook"], sensitive["neighbour"]])])}, 5, set(), None)
+    if isolation() == "namespaces":  # elsewhere nothing stops it: it would edit the course
+        A["writes_course"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
+            paths=COURSE_FILES + [os.path.join(sys.prefix, "pyvenv.cfg")])])}, 5, set(), None)
     A["monkey_patch"] = ({"tiny.ipynb": answered(
         course, norm="math.isclose = lambda *args, **kwargs: True\ndef norm(v):\n    return 0.0")},
         5, {"norm"}, None)
@@ -223,6 +231,7 @@ def graded(course, tmp_path_factory):
     sensitive = {"source": str(course / "solutions" / "tiny" / "tiny.ipynb"),
                  "gradebook": str(course / "gradebook.db"),
                  "neighbour": str(inbox / "control_00" / "tiny.ipynb")}
+    course_files = {path: _sha256(path) for path in COURSE_FILES}
     attack, control = attackers(course, sensitive), controls(course)
     honest = {s: ({"tiny.ipynb": answered(course)}, 5, set(), None) for s in attack}
     write_class(inbox, honest)  # each attacker's honest first hand-in (see test_no_stale_grades)
@@ -235,7 +244,7 @@ def graded(course, tmp_path_factory):
     write_class(inbox, control)
     alone = run_batch(course, inbox)
     return {"attack": attack, "control": control, "first": first, "runs": runs, "alone": alone,
-            "sensitive": sensitive}
+            "sensitive": sensitive, "course_files": course_files}
 
 
 needs_namespaces = pytest.mark.skipif(isolation() != "namespaces",
@@ -260,7 +269,7 @@ def test_every_student_has_a_recorded_grade(graded, course):
     "memory_bomb", "line_flood", "giant_line", "edited_test", "deleted_test", "test_to_markdown",
     "forged_metadata", "duplicated_cells", "renamed", "invalid_json", "reads_hidden",
     "writes_gradebook", "monkey_patch", "nondeterministic", "stderr_noise", "background_process",
-    "huge_file"])
+    "huge_file"] + (["writes_course"] if isolation() == "namespaces" else []))
 def test_attacker_gets_expected_score_and_reason(graded, course, student):
     """Checks one crafted submission's recorded score (CSV and gradebook), tampering findings
     and reason."""
@@ -336,6 +345,18 @@ def test_kernel_cannot_read_or_write_grading_state(graded, course):
     assert grading.cell_scores(course, "tiny", "control_00")
 
 
+@needs_namespaces
+def test_kernel_cannot_change_the_course(graded, course):
+    """Checks that the attacker writing to course_lib, the repository and the venv was refused
+    every time (read-only there) and that those files are byte-identical after the batch."""
+    executed = nbformat.read(course / "autograded" / "writes_course" / "tiny" / "tiny.ipynb",
+                             as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                      and not submissions.grade_id(c) for o in c.outputs)
+    assert printed.count("Read-only file system") == len(COURSE_FILES) + 1, printed
+    assert {path: _sha256(path) for path in COURSE_FILES} == graded["course_files"]
+
+
 def test_outputs_are_capped(graded, course):
     """Checks that a flood of lines and one giant line leave a small autograded notebook."""
     for student in ("line_flood", "giant_line"):
@@ -349,6 +370,10 @@ def test_no_process_survives(graded):
     alive = [p for p in Path("/proc").glob("[0-9]*/cmdline")
              if b"sleep\x00987" in _read(p)]
     assert alive == []
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _read(path: Path) -> bytes:
