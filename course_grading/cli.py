@@ -95,7 +95,7 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
         run = run_notebook(student, Path(work), limits,
-                           env={"COURSE_BUDGET": "quick", **grader.kernel_cache()})
+                           env={"COURSE_BUDGET": "quick", **grader.kernel_folders()})
     table, ok = status_table(part_status(run.notebook, release))
     print(table)
     for event in run.events:

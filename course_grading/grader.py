@@ -242,10 +242,12 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def kernel_cache() -> dict[str, str]:
-    """A graded kernel writes its own cache (in its HOME, the scratch folder) and reads the
-    instructor's warmed one, which the sandbox makes read-only (see course_lib.paths)."""
-    return {"COURSE_CACHE": "~/.cache/course", "COURSE_CACHE_SHARED": str(cache_dir())}
+def kernel_folders() -> dict[str, str]:
+    """Where a graded kernel writes: its own cache and build folder in its HOME (the scratch
+    folder), since the sandbox makes the repository read-only; it reads the instructor's warmed
+    cache (see course_lib.paths)."""
+    return {"COURSE_CACHE": "~/.cache/course", "COURSE_CACHE_SHARED": str(cache_dir()),
+            "COURSE_BUILD": "~/build"}
 
 
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
@@ -291,7 +293,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     mode = mode or isolation()
     workers = workers or os.cpu_count() or 1
     scratch = Path(tempfile.mkdtemp(prefix="cg-"))
-    kernel_env = {"COURSE_BUDGET": "quick", **kernel_cache(), **(env or {})}
+    kernel_env = {"COURSE_BUDGET": "quick", **kernel_folders(), **(env or {})}
     if "COURSE_DATA" in os.environ:
         kernel_env.setdefault("COURSE_DATA", os.environ["COURSE_DATA"])
     hide = [str(p) for p in hidden_paths(course_root, [submitted, scratch])]

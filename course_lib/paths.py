@@ -59,7 +59,7 @@ def cache_file(name: str) -> Path:
 
 def build_dir() -> Path:
     """``COURSE_BUILD`` or ``build/`` at the repository root."""
-    return Path(os.environ.get("COURSE_BUILD", REPO / "build"))
+    return Path(os.environ.get("COURSE_BUILD", REPO / "build")).expanduser()
 
 
 def lecture_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:

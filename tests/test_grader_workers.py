@@ -67,3 +67,23 @@ def test_timed_out_worker_is_not_tried_again(job, tmp_path, monkeypatch):
     result = grader._worker(job, timeout=1)
     assert counter.read_text() == "x"
     assert result["notebooks"]["tiny"]["notes"] == ["grading took longer than 1 s"]
+
+
+@pytest.mark.slow
+def test_graded_kernel_writes_only_its_scratch_folder(tmp_path):
+    """checks that a kernel run as `course check` and `course grade` run it (read-only course
+    in namespaces) can still save a figure and a cache entry, both inside its own folder."""
+    from course_grading.runner import run_notebook
+    from course_grading.sandbox import Limits, isolation
+
+    code = ("import matplotlib.pyplot as plt, torch\n"
+            "from course_lib import paths, plots\n"
+            "plots.finish(plt.figure(), 'check')\n"
+            "torch.save(1, paths.cache_dir() / 'entry.pt')\n"
+            "print(paths.build_dir(), paths.cache_dir())")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    run = run_notebook(notebook, tmp_path, Limits(), mode=isolation(),
+                       env={"COURSE_BUDGET": "quick", **grader.kernel_folders()})
+    (output,) = run.notebook.cells[0].outputs
+    assert output.get("output_type") == "stream", output
+    assert output.text.split() == [str(tmp_path / "build"), str(tmp_path / ".cache" / "course")]
