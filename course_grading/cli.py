@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import grader, grading, submissions
+from . import grader, grading, integrity, submissions
 from .runner import run_notebook
 from .sandbox import Limits
 
@@ -96,10 +96,16 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
         run = run_notebook(student, Path(work), limits,
                            env={"COURSE_BUDGET": "quick", **grader.kernel_folders()})
+    verdict = integrity.police(run.notebook, integrity.own_work(release_path), run.integrity,
+                               grading.REPO)
+    integrity.penalise(run.notebook, verdict)   # the points as grading would give them
     table, ok = status_table(part_status(run.notebook, release))
     print(table)
     for event in run.events:
         print(f"note: {event}")
+    for label, what, costs in verdict.findings:
+        print(f"{'warning' if costs else 'note'}: {label}: {what}")
+    ok = ok and not any(costs for *_, costs in verdict.findings)
     print("all visible tests pass" if ok else "some parts need work (see above)")
     return 0 if ok else 1
 

@@ -39,7 +39,7 @@ import nbformat
 
 from course_lib.paths import cache_dir
 
-from . import grading, submissions
+from . import grading, integrity, submissions
 from .runner import NOT_RUN, error_output, run_notebook
 from .sandbox import Limits, isolation
 
@@ -115,6 +115,13 @@ def grade_one(job: dict) -> dict:
                                job["mode"], job["env"])
             executed, events = run.notebook, run.events
             result["run_seconds"] = round(run.seconds, 2)
+            verdict = integrity.police(graded, integrity.own_work(paths["source"]),
+                                       run.integrity, grading.REPO)
+            integrity.penalise(executed, verdict)
+            findings += [submissions.Finding(*f) for f in verdict.findings]
+            findings += [submissions.Finding(label, "an output shows hidden test code; it was "
+                                                    "removed from the feedback", True)
+                         for label in leaks(executed, release, source)]
         out = Path(job["out"]) / f"{name}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(executed, out)
@@ -128,7 +135,8 @@ def grade_one(job: dict) -> dict:
         nb["feedback"] = str(Path(job["out"]) / f"{name}.html")
         Path(nb["feedback"]).write_text(feedback_html(
             nbformat.read(nb["executed"], as_version=4),
-            nbformat.read(paths["release"], as_version=4), outcome))
+            nbformat.read(paths["release"], as_version=4), outcome,
+            nbformat.read(paths["source"], as_version=4)))
     result["seconds"] = round(time.monotonic() - start, 2)
     return result
 
@@ -358,16 +366,55 @@ def _record(course_root: Path, assignment: str, results: list[dict],
             else:   # the worker failed: the parent writes it
                 release = nbformat.read(course_root / config.CourseDirectory.release_directory
                                         / assignment / f"{name}.ipynb", as_version=4)
-                target.write_text(feedback_html(executed, release, outcome))
+                source = nbformat.read(course_root / config.CourseDirectory.source_directory
+                                       / assignment / f"{name}.ipynb", as_version=4)
+                target.write_text(feedback_html(executed, release, outcome, source))
 
 
-def student_view(executed: nbformat.NotebookNode,
-                 release: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def hidden_lines(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> set[str]:
+    """Lines of the hidden tests that the release does not show (long enough to be telling)."""
+    shown = {line.strip() for c in release.cells for line in c.source.splitlines()}
+    found = set()
+    for cell in source.cells:
+        if has_hidden_tests(cell):
+            body = cell.source.split(HIDDEN_BEGIN, 1)[1].split(HIDDEN_END, 1)[0]
+            found |= {line.strip() for line in body.splitlines()
+                      if len(line.strip()) >= 16 and line.strip() not in shown}
+    return found
+
+
+def _texts(output) -> list[str]:
+    if output.output_type == "stream":
+        return [output.get("text", "")]
+    if output.output_type == "error":
+        return ["\n".join(output.get("traceback", [])), str(output.get("evalue", ""))]
+    return [str(v) for v in output.get("data", {}).values()]
+
+
+def leaks(executed, release, source=None, lines: set[str] | None = None) -> list[str]:
+    """Labels of the cells (other than hidden tests) whose outputs show hidden test code."""
+    lines = hidden_lines(release, source) if lines is None else lines
+    found = []
+    for index, cell in enumerate(executed.cells):
+        if cell.cell_type == "code" and not has_hidden_tests(cell) and lines and any(
+                line in text for o in cell.outputs for text in _texts(o) for line in lines):
+            found.append(submissions.grade_id(cell) or f"cell {index}")
+    return found
+
+
+def student_view(executed: nbformat.NotebookNode, release: nbformat.NotebookNode,
+                 lines: set[str] = frozenset()) -> nbformat.NotebookNode:
     """``executed`` as a student may see it: cells with hidden tests show the release's
-    (visible) source and only whether they passed, never the hidden code or its traceback."""
+    (visible) source and only whether they passed, never the hidden code or its traceback;
+    an output of another cell that shows any of the hidden test ``lines`` is removed."""
     released = {submissions.grade_id(c): c for c in release.cells if submissions.grade_id(c)}
     view = submissions._copy(executed)
     for cell in view.cells:
+        if cell.cell_type == "code" and not has_hidden_tests(cell) and lines:
+            cell.outputs = [o if not any(line in text for text in _texts(o) for line in lines)
+                            else nbformat.v4.new_output("stream", name="stdout", text=
+                                "[output removed by the grader: it showed hidden test code]\n")
+                            for o in cell.outputs]
         if has_hidden_tests(cell):
             gid = submissions.grade_id(cell)
             cell.source = released[gid].source if gid in released else "# hidden tests"
@@ -396,11 +443,12 @@ def _output_html(output) -> str:
     return f"<pre class=out>{html.escape(str(data.get('text/plain', '')))}</pre>"
 
 
-def feedback_html(executed, release, outcome: Outcome) -> str:
+def feedback_html(executed, release, outcome: Outcome, source=None) -> str:
     """Per-student feedback, one self-contained HTML page: points per part, the reasons and
     findings, then every cell of the graded notebook as the student may see it
     (:func:`student_view`). Plain HTML: nbconvert's exporter costs most of a second per
-    notebook, which a class of hundreds pays on every grading run."""
+    notebook, which a class of hundreds pays on every grading run. Given the ``source``, no
+    line of its hidden tests survives anywhere on the page (notes included)."""
     rows = "".join(f"<tr><td>{html.escape(part)}</td><td>{score:g}</td></tr>"
                    for part, score in outcome.parts.items())
     notes = "".join(f"<li>{html.escape(r)}</li>" for r in outcome.reasons + outcome.tampering)
@@ -409,13 +457,17 @@ def feedback_html(executed, release, outcome: Outcome) -> str:
              f"<h1>Feedback for {html.escape(outcome.student)}</h1>",
              f"<table><tr><th>part</th><th>points</th></tr>{rows}<tr><th>total</th>"
              f"<th>{outcome.total:g}</th></tr></table>", f"<ul>{notes}</ul>" if notes else ""]
-    for cell in student_view(executed, release).cells:
+    lines = hidden_lines(release, source) if source is not None else frozenset()
+    for cell in student_view(executed, release, lines).cells:
         if cell.cell_type == "code":
             parts.append(f"<pre>{html.escape(cell.source)}</pre>")
             parts += [_output_html(o) for o in cell.outputs]
         else:
             parts.append(f"<div><pre style='background:none'>{html.escape(cell.source)}</pre></div>")
-    return "\n".join(parts + ["</body></html>"])
+    page = "\n".join(parts + ["</body></html>"])
+    for line in sorted(lines, key=len, reverse=True):   # by construction, whatever the path
+        page = page.replace(html.escape(line), "[hidden test code removed]")
+    return page
 
 
 def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points: dict,

@@ -13,12 +13,18 @@ on the notebook half-way without saying why:
 - what one cell prints is cut at ``Limits.output_kb`` here too, so the kernel cannot flood
   the grader.
 
-The result is the executed notebook and a list of readable events.
+Test cells (nbgrader's ``grade`` cells) are judged by the kernel's execute reply as well as
+by their outputs: a reply that says ``error`` fails the cell even when nothing was displayed
+(a silenced traceback). Every reply must carry :mod:`course_grading.guard`'s signature; what
+the guard reports, and any reply it did not sign, end up in ``Run.integrity``.
+
+The result is the executed notebook, a list of readable events and the integrity reports.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import time
 import uuid
@@ -33,18 +39,56 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from . import guard
 from .sandbox import KERNEL_NAME, Limits, write_kernel_spec
 
 TIMEOUT = "CellTimeoutError"
 NOT_RUN = "NotRun"
+TAMPERING = "Tampering"
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 
 
 @dataclass
 class Run:
-    """An executed notebook and what happened while it ran."""
+    """An executed notebook and what happened while it ran.
+
+    ``integrity``: ``{cell index: [what the guard saw or why the reply is not trusted]}``,
+    only for cells with something to report.
+    """
     notebook: nbformat.NotebookNode
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    integrity: dict[int, list[str]] = field(default_factory=dict)
+
+
+def is_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def guard_settings(notebook: nbformat.NotebookNode) -> dict:
+    """What the kernel's guard needs: a fresh secret and the digests of the test cells."""
+    tests = [c.source for c in notebook.cells if is_test(c)]
+    return {"secret": secrets.token_hex(16), "tests": sorted({guard.digest(t) for t in tests}),
+            "hidden": sorted({guard.digest(t) for t in tests if HIDDEN_BEGIN in t})}
+
+
+def judge(cell, reply: dict | None, secret: str) -> list[str]:
+    """Check one executed cell's reply; add an error output where the reply says the cell
+    failed but nothing shows it. Returns the integrity report for the cell."""
+    if reply is None or (reply.get("ename") == TIMEOUT and guard.SIGNED not in reply):
+        return []   # no reply came: nbclient stood in for it after interrupting the cell
+    signed = reply.get(guard.SIGNED)
+    if not isinstance(signed, dict) or signed.get("signature") != guard.signature(
+            secret, guard.digest(cell.source), reply.get("status", ""), signed.get("events", [])):
+        cell.outputs.append(error_output(TAMPERING, "the kernel's reply to this cell was not "
+                                                    "the grader's (the kernel was tampered with)"))
+        return ["the kernel's reply was not signed by the grader's guard"]
+    if is_test(cell) and reply.get("status") != "ok" and \
+            not any(o.output_type == "error" for o in cell.outputs):
+        cell.outputs.append(error_output(reply.get("ename") or "Error",
+                                         str(reply.get("evalue", ""))[:500]))
+    return [str(e) for e in signed.get("events", [])]
 
 
 def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
@@ -123,8 +167,10 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))
     workdir = Path(workdir)
     marker = f"COURSE_SANDBOX_ID={uuid.uuid4().hex}"
+    settings = guard_settings(nb)
     kernels = write_kernel_spec(workdir / ".jupyter", workdir, limits, hide, mode,
-                                {**(env or {}), "COURSE_SANDBOX_ID": marker.split("=")[1]})
+                                {**(env or {}), "COURSE_SANDBOX_ID": marker.split("=")[1]},
+                                settings)
     spec_file = kernels / "kernels" / KERNEL_NAME / "kernel.json"
     spec = json.loads(spec_file.read_text())
     spec_file.write_text(json.dumps({**spec, "interrupt_mode": "message"}, indent=1))
@@ -167,6 +213,9 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
                     not_run(cell, stopped)
                     continue
                 finished.add(index)
+                report = judge(cell, client.replies.get(index), settings["secret"])
+                if report:
+                    run.integrity[index] = report
                 if client.replies.get(index, {}).get("ename") == TIMEOUT:
                     cell.outputs.append(error_output(
                         TIMEOUT, f"cell {index} ran past {client.timeout} s and was interrupted"))
@@ -183,6 +232,7 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
                 not_run(cell, run.events[-1])
     finally:
         _shut_down(client, km)
+        (workdir.parent / f".{workdir.name}.guard.json").unlink(missing_ok=True)
         if mode != "namespaces":
             killed = _kill_leftovers(marker)
             if killed:

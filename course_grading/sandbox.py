@@ -19,7 +19,10 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
 2. sets the :class:`Limits` (data memory, size of any file written, no core dumps), one
    thread for OpenMP and BLAS, ``HOME`` and the working folder inside the student's scratch
    folder, and caps what the kernel prints;
-3. becomes an ordinary IPython kernel.
+3. installs :mod:`course_grading.guard` (an audit hook and a watch on the kernel's state
+   around every test cell), reading its secret from a file that the kernel can no longer
+   see afterwards;
+4. becomes an ordinary IPython kernel.
 
 Without namespaces (macOS, containers that forbid them) only step 2 applies and the grading
 summary says so; a large course then runs the grader inside a container (see the README).
@@ -78,7 +81,7 @@ def isolation() -> str:
 
 
 def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode: str = "process",
-                      env: dict | None = None) -> Path:
+                      env: dict | None = None, guard: dict | None = None) -> Path:
     """Write ``folder/kernels/course-sandbox/kernel.json``; return ``folder`` (a JUPYTER_PATH entry).
 
     Args:
@@ -86,14 +89,20 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
         limits: the :class:`Limits`. hide: paths the kernel must not see (namespaces only).
         mode: ``"namespaces"`` or ``"process"`` (see :func:`isolation`).
         env: extra environment variables for the kernel (e.g. ``COURSE_BUDGET``).
+        guard: :mod:`course_grading.guard`'s settings (``secret``, ``tests``, ``hidden``);
+            written next to ``workdir``, read and deleted by the launcher.
     """
+    guard_file = Path(workdir).parent / f".{Path(workdir).name}.guard.json"
+    guard_file.write_text(json.dumps({"secret": "", "tests": [], "hidden": [], **(guard or {})}))
+    guard_file.chmod(0o600)
     config = {"workdir": str(workdir), "hide": [str(p) for p in hide], "mode": mode,
-              "limits": asdict(limits)}
+              "limits": asdict(limits), "guard_file": str(guard_file)}
     spec = {"argv": [sys.executable, LAUNCHER, "{connection_file}"],
             "display_name": "Python 3 (grading sandbox)", "language": "python",
             "env": {CONFIG_VARIABLE: json.dumps(config), "OMP_NUM_THREADS": "1",
                     "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HOME": str(workdir),
-                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", **(env or {})}}
+                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+                    **(env or {})}}
     path = Path(folder) / "kernels" / KERNEL_NAME
     path.mkdir(parents=True, exist_ok=True)
     (path / "kernel.json").write_text(json.dumps(spec, indent=1))
@@ -136,6 +145,15 @@ def read_only_paths() -> list[Path]:
               if os.environ.get(v)]
     found = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
     return [p for i, p in enumerate(found) if not any(p.is_relative_to(q) for q in found[:i])]
+
+
+def trusted_paths() -> list[str]:
+    """Where the code that may touch the interpreter's internals lives: the Python installation
+    and the course's packages (everything else, cells included, is the student's)."""
+    repo = Path(LAUNCHER).parents[1]
+    return sorted({str(p.resolve()) for p in (Path(sys.prefix), Path(sys.base_prefix),
+                                                 repo / "course_lib", repo / "course_grading",
+                                                 repo / "course_site")})
 
 
 def make_read_only(paths) -> None:
@@ -197,8 +215,12 @@ def main(argv: list[str]) -> int:
         os.environ["COURSE_SANDBOX_INSIDE"] = "1"
         os.execvp(UNSHARE[0], UNSHARE + [sys.executable, LAUNCHER, argv[0]])
     workdir = Path(config["workdir"])
+    guard_file = Path(config["guard_file"])
+    guard = json.loads(guard_file.read_text())
+    guard_file.unlink()
+    read_only = read_only_paths()
     if config["mode"] == "namespaces":
-        make_read_only(read_only_paths())
+        make_read_only(read_only)
         hide_paths(config["hide"], workdir)
     else:
         try:
@@ -208,7 +230,14 @@ def main(argv: list[str]) -> int:
     os.chdir(workdir)
     apply_limits(config["limits"])
     cap_output(config["limits"]["output_kb"] * 1024)
+    sys.dont_write_bytecode = True
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(LAUNCHER).parent]
     from ipykernel.kernelapp import IPKernelApp
+
+    from course_grading.guard import install
+
+    install({**guard, "workdir": str(workdir), "read_only": [str(p) for p in read_only],
+             "trusted": trusted_paths()})
 
     IPKernelApp.launch_instance(argv=["-f", argv[0], "--HistoryManager.hist_file=:memory:"])
     return 0

@@ -9,6 +9,11 @@ answers in the student release) — twice in one run, in two fresh course direct
 
 Both must give every student full marks (else the timing means nothing). The ratio of the
 wall times is written to ``build/results.json`` as ``benchmarks.grade_speedup``.
+
+:func:`red_team` then grades :mod:`course_grading.redteam`'s submissions with ``course grade``:
+every trick on ``bayes`` and ``maml_protonets`` (the untouched release plus one cell, so every
+point is one the trick won) and the delegating student of every assignment. Their points are
+``benchmarks.cheat_points`` and ``benchmarks.delegation_points``; both must be 0.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_grading import grader, grading, submissions
+from course_grading import grader, grading, redteam, submissions
 
 from . import record
 
@@ -79,8 +84,42 @@ def run(assignment: str = "transfer", students: int = 30, workers: int | None = 
     return figures
 
 
+def red_team(tricked=("bayes", "maml_protonets"), workers: int | None = None) -> dict:
+    """Points the red team earns: ``cheat_points`` (tricks on ``tricked``) and
+    ``delegation_points`` (delegating students, every assignment)."""
+    cheat = delegation = 0.0
+    for assignment in grading.source_assignments(grading.REPO):
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
+            shutil.copytree(grading.REPO / "solutions" / assignment,
+                            root / "solutions" / assignment)
+            grading.release(assignment, course_root=root)
+            release_path = root / "assignments" / assignment / f"{assignment}.ipynb"
+            release = nbformat.read(release_path, as_version=4)
+            students = {"delegating": redteam.delegating(release, assignment)}
+            if assignment in tricked:
+                source = root / "solutions" / assignment / f"{assignment}.ipynb"
+                students.update({f"trick_{name}": notebook for name, (notebook, *_rest)
+                                 in redteam.tricks(release, source).items()})
+            for student, notebook in students.items():
+                (root / "inbox" / student).mkdir(parents=True)
+                nbformat.write(notebook, root / "inbox" / student / release_path.name)
+            report = grader.grade(assignment, root / "inbox", root, workers=workers,
+                                  progress=False)
+        for outcome in report["outcomes"]:
+            if outcome["student"] == "delegating":
+                delegation += outcome["total"]
+            else:
+                cheat += outcome["total"]
+        print(f"red team on {assignment}: {len(report['outcomes'])} submissions, "
+              f"{sum(o['total'] for o in report['outcomes']):g} points", flush=True)
+    return {"cheat_points": cheat, "delegation_points": delegation}
+
+
 def main() -> int:
-    print(f"wrote benchmarks to {record.update(benchmarks=run())}")
+    figures = {**run(), **red_team()}
+    print(f"wrote benchmarks to {record.update(benchmarks=figures)}")
     return 0
 
 

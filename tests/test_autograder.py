@@ -124,13 +124,13 @@ def attackers(course, sensitive: dict) -> dict:
                           3, set(), "ran past")
     A["ignores_interrupt"] = ({"tiny.ipynb": answered(
         course, norm="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")},
-        2, set(), "did not stop when interrupted")
+        2, {"norm"}, "did not stop when interrupted")
     A["raising"] = ({"tiny.ipynb": answered(course, add="def add(a, b):\n    raise ValueError('no')")},
                     3, set(), None)
     A["os_exit"] = ({"tiny.ipynb": answered(course, norm="import os\nos._exit(3)")}, 2, set(),
                     "kernel died")
     A["memory_bomb"] = ({"tiny.ipynb": answered(course, extra=[
-        "hog = []\nwhile True:\n    hog.append(bytearray(256 * 2**20))"])}, 5, set(), None)
+        "hog = []\nwhile True:\n    hog.append(bytearray(2**31))"])}, 5, set(), None)
     A["line_flood"] = ({"tiny.ipynb": answered(course, extra=["for i in range(100_000):\n    print(i)"])},
                        5, set(), None)
     A["giant_line"] = ({"tiny.ipynb": answered(course, extra=["print('x' * 30_000_000)"])}, 5, set(), None)
@@ -167,12 +167,22 @@ def attackers(course, sensitive: dict) -> dict:
               "            f.write(b'owned')\n    except OSError as e:\n        print('blocked', e)")
     A["writes_gradebook"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
         paths=[sensitive["gradebook"], sensitive["neighbour"]])])}, 5, set(), None)
-    if isolation() == "namespaces":  # elsewhere nothing stops it: it would edit the course
-        A["writes_course"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
-            paths=COURSE_FILES + [os.path.join(sys.prefix, "pyvenv.cfg")])])}, 5, set(), None)
+    # refused by the kernel's guard (and read-only in namespaces); every later test scores 0
+    A["writes_course"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
+        paths=COURSE_FILES + [os.path.join(sys.prefix, "pyvenv.cfg")])])}, 0, {"cell 3"},
+        None)
     A["monkey_patch"] = ({"tiny.ipynb": answered(
         course, norm="math.isclose = lambda *args, **kwargs: True\ndef norm(v):\n    return 0.0")},
-        5, {"norm"}, None)
+        2, {"norm", "norm-visible"}, None)   # read in the cell, and found by the guard
+    # a patch no static reading sees: the guard finds math.isclose holding the student's code
+    A["unseen_patch"] = ({"tiny.ipynb": answered(
+        course, norm="m = [math][0]\nm.isclose = lambda *args, **kwargs: True\n"
+                     "def norm(v):\n    return 0.0")}, 2, {"norm-visible"}, None)
+    # the guard's wrapper taken off the kernel: no later reply is signed, so nothing scores
+    A["unguarded"] = ({"tiny.ipynb": answered(course, extra=[
+        "from ipykernel.ipkernel import IPythonKernel\n"
+        "IPythonKernel.do_execute = IPythonKernel.do_execute.__wrapped__"])}, 0,
+        {"cell 3", "add-visible", "add-hidden", "norm", "norm-visible", "norm-hidden"}, None)
     A["nondeterministic"] = ({"tiny.ipynb": answered(course, extra=[
         "import random, time, os\nprint(random.random(), time.time(), os.urandom(4).hex())"])},
         5, set(), None)
@@ -269,7 +279,7 @@ def test_every_student_has_a_recorded_grade(graded, course):
     "memory_bomb", "line_flood", "giant_line", "edited_test", "deleted_test", "test_to_markdown",
     "forged_metadata", "duplicated_cells", "renamed", "invalid_json", "reads_hidden",
     "writes_gradebook", "monkey_patch", "nondeterministic", "stderr_noise", "background_process",
-    "huge_file"] + (["writes_course"] if isolation() == "namespaces" else []))
+    "huge_file", "writes_course", "unseen_patch", "unguarded"])
 def test_attacker_gets_expected_score_and_reason(graded, course, student):
     """Checks one crafted submission's recorded score (CSV and gradebook), tampering findings
     and reason."""
@@ -345,15 +355,16 @@ def test_kernel_cannot_read_or_write_grading_state(graded, course):
     assert grading.cell_scores(course, "tiny", "control_00")
 
 
-@needs_namespaces
 def test_kernel_cannot_change_the_course(graded, course):
     """Checks that the attacker writing to course_lib, the repository and the venv was refused
-    every time (read-only there) and that those files are byte-identical after the batch."""
+    every time and listed, and that those files are byte-identical after the batch."""
     executed = nbformat.read(course / "autograded" / "writes_course" / "tiny" / "tiny.ipynb",
                              as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                       and not submissions.grade_id(c) for o in c.outputs)
-    assert printed.count("Read-only file system") == len(COURSE_FILES) + 1, printed
+    assert printed.count("blocked by the grader") == len(COURSE_FILES) + 1, printed
+    outcome = {o["student"]: o for o in graded["runs"][0][0]["outcomes"]}["writes_course"]
+    assert sum("read-only" in t for t in outcome["tampering"]) == len(COURSE_FILES) + 1
     assert {path: _sha256(path) for path in COURSE_FILES} == graded["course_files"]
 
 
@@ -385,12 +396,13 @@ def _read(path: Path) -> bytes:
 
 # ---------------------------------------------------------------------------- course check
 def test_check_reports_parts(course, capsys):
-    """Checks `course check` on an unanswered, a half-right and a full notebook: the table,
-    'not answered yet', 'graded after submission' and the exit status."""
+    """Checks `course check` on an unanswered, a half-right, a full and a tricking notebook:
+    the table, 'not answered yet', 'graded after submission', the trick's warning and cost,
+    and the exit status."""
     folder = course / "check"
     folder.mkdir(exist_ok=True)
     cases = {"blank": (release(course), 1), "half": (answered(course, norm="def norm(v):\n    return 0.0"), 1),
-             "full": (answered(course), 0)}
+             "full": (answered(course), 0), "trick": (answered(course, extra=["print(In)"]), 1)}
     for name, (nb, status) in cases.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
         assert cli.check("tiny", str(folder / f"{name}.ipynb"), course, LIMITS) == status
@@ -399,6 +411,8 @@ def test_check_reports_parts(course, capsys):
             assert out.count("not answered yet") == 2
         if name == "half":
             assert "FAILED AssertionError" in out
+        if name == "trick":   # the student sees what grading will make of it, and its cost
+            assert "warning: cell 3: line 1: uses In" in out and out.count("0/2") == 1, out
         assert "graded after submission" in out
 
 

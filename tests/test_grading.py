@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_grading import grader, grading, submissions
+from course_grading import grader, grading, integrity, submissions
 
 pytestmark = [
     pytest.mark.slow,
@@ -203,6 +203,20 @@ def test_untouched_release_scores_zero(course, assignment):
     assert grading.autograde(course, assignment, "untouched") == expected_scores(assignment, set())
     assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (
         "an unanswered written part should score 0 without a person looking at it")
+
+
+# ---------------------------------------------------------------------------- own work
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_own_work_table_matches_the_notebook(assignment):
+    """Checks that own_work.toml names every answer cell of the assignment and only course
+    functions that exist."""
+    source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
+    declared = integrity.own_work(source)
+    answers = set(solution_cells(nbformat.read(source, as_version=4)))
+    assert set(declared) == answers
+    for names in declared.values():
+        for name in names:
+            assert integrity.reference_source(name, REPO), f"{name} is not in course_lib"
 
 
 # ---------------------------------------------------------------------------- (d)

@@ -45,7 +45,6 @@ def test_untouched_release_has_no_findings():
     (lambda nb: nb.cells[2].metadata.nbgrader.__setitem__("points", 9), "f-visible", True),
     (lambda nb: nb.cells.append(cell("code", "pass", "bonus", grade=True, points=5)), "bonus", True),
     (lambda nb: nb.cells.insert(2, S._copy(nb.cells[1])), "f", False),
-    (lambda nb: nb.cells[1].__setitem__("source", "import math\nmath.pi = 3\ndef f(): return 1"), "f", True),
     (lambda nb: nb.cells.pop(1), "f", False),
 ])
 def test_check_finds(change, cell_id, tampering):
@@ -64,15 +63,6 @@ def test_answer_edits_are_not_tampering():
     submitted.cells[1].source = "def helper():\n    return 1\ndef f():\n    return helper()"
     submitted.cells.insert(2, cell("code", "x = f()\nprint(x)"))
     assert S.check(submitted, release) == []
-
-
-def test_patched_names():
-    """Checks which rebinding of library attributes counts as patching."""
-    assert S.patched_names("torch.allclose = lambda *a: True") == ["torch.allclose"]
-    assert S.patched_names("setattr(np, 'isclose', f)") == ["setattr(np, …)"]
-    assert S.patched_names("import builtins\nbuiltins.print = None") == ["builtins.print"]
-    assert S.patched_names("model.weight = w\nself.x = 1\nx = torch.zeros(3)") == []
-    assert S.patched_names("this is not python(") == []
 
 
 def test_graded_notebook_restores_tests_and_keeps_answers():
