@@ -16,7 +16,8 @@ before any student code. It sets up two things that student code cannot remove:
    the first cell: the shell's and kernel's methods and classes, IPython's input and AST
    transformers, custom exception handlers and event callbacks, ``sys`` hooks, ``builtins``,
    and the modules of the course and of its libraries. What the student changed is put back
-   and reported. The test cell then runs without entering the history (``In``, ``_ih`` …)
+   and reported (of the libraries' classes, those in ``_CLASSES``). The test cell then runs
+   without entering the history (``In``, ``_ih`` …)
    and, for hidden tests, without leaving its source in ``linecache``. The same comparison
    after the cell fails the test if the student's code, called by it, changed anything.
 
@@ -54,6 +55,12 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _INTROSPECTION = ("inspect.py", "traceback.py", "linecache.py")
 _PROTECTED = ("course_lib", "torch", "numpy", "math", "operator", "functools", "itertools",
               "random", "collections", "copy", "threading", "builtins", "gymnasium", "statistics")
+# library classes whose methods tests lean on (the course's own classes are all watched; a patch
+# of any other library class is left to course_grading.integrity's reading)
+_CLASSES = {"torch._tensor.Tensor", "torch.nn.modules.module.Module",
+            "torch.nn.parameter.Parameter", "torch.optim.optimizer.Optimizer",
+            "torch.autograd.function.Function", "torch.distributions.distribution.Distribution",
+            "torch.distributions.normal.Normal", "torch.distributions.categorical.Categorical"}
 _BUILTINS_SKIP = {"_", "__", "___", "display", "get_ipython", "exit", "quit", "__IPYTHON__",
                   "__debug__", "copyright", "credits", "license", "help"}
 
@@ -82,6 +89,7 @@ class Guard:
         self.watch: dict[int, tuple[str, object, dict]] = {}
         self.lists: dict[str, tuple[list, list]] = {}
         self.modules: dict[str, object] = {}
+        self._trusted_modules: set[str] = set()   # module names whose file is trusted
 
     # ------------------------------------------------------------------ whose code is this
     def trusted_file(self, filename: str) -> bool:
@@ -112,8 +120,14 @@ class Guard:
         module = type.__dict__["__module__"].__get__(owner)
         if module in ("__main__", "builtins") or not isinstance(module, str):
             return module == "__main__"
+        return module not in self._trusted_modules and self._untrusted_module(module)
+
+    def _untrusted_module(self, module: str) -> bool:
         file = getattr(sys.modules.get(module), "__file__", None)
-        return isinstance(file, str) and not self.trusted_file(os.path.realpath(file))
+        if isinstance(file, str) and not self.trusted_file(os.path.realpath(file)):
+            return True
+        self._trusted_modules.add(module)
+        return False
 
     # ------------------------------------------------------------------ the audit hook
     def audit(self, event: str, args: tuple) -> None:
@@ -224,7 +238,8 @@ class Guard:
             for key, value in list(mapping.items()):
                 if report and self.student_code(value) and not key.startswith("__"):
                     found.append(f"{name}.{key} holds the submission's code (a patched library)")
-                if issubclass(type(value), type) and value.__dict__.get("__module__") == name:
+                if issubclass(type(value), type) and value.__dict__.get("__module__") == name \
+                        and (name.split(".")[0] == "course_lib" or f"{name}.{key}" in _CLASSES):
                     self._watch(f"{name}.{key}", value, vars(value))
             self._watch(name, module, mapping)
         return found
@@ -235,10 +250,13 @@ class Guard:
         changed = self._modules(report=True)
         for label, obj, before in list(self.watch.values()):
             now = vars(obj)
+            keys = [k for k, v in before.items() if now.get(k, _MISSING) is not v]
+            if len(now) != len(before) - sum(k not in now for k in keys):
+                keys += [k for k in now if k not in before]
             instance = label.endswith("(instance)")
-            for key in set(before) | set(now):
+            for key in keys:
                 old, new = before.get(key, _MISSING), now.get(key, _MISSING)
-                if old is new or (obj is builtins and key in _BUILTINS_SKIP):
+                if obj is builtins and key in _BUILTINS_SKIP:
                     continue
                 kernel_class = isinstance(obj, type) and label.startswith(("IPython", "ipykernel"))
                 if not (kernel_class or obj is builtins) and not self.student_code(new):
