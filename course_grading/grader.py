@@ -40,10 +40,10 @@ import nbformat
 from course_lib.paths import cache_dir
 
 from . import grading, integrity, submissions
-from .runner import NOT_RUN, error_output, run_notebook
+from .runner import HIDDEN_BEGIN, NOT_RUN, error_output, run_notebook
 from .sandbox import Limits, isolation
 
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
 
 
 # ---------------------------------------------------------------------------- one notebook

@@ -437,7 +437,7 @@ def reference_source(name: str, repo: Path) -> str | None:
 
 
 # ---------------------------------------------------------------------------- what it costs
-TAMPERING, OWN_WORK = "Tampering", "OwnWork"
+OWN_WORK = "OwnWork"   # the error a delegated part's tests get (tricks: runner.TAMPERING)
 
 
 @dataclass
@@ -530,7 +530,7 @@ SIMILAR_SIZE = 300  # … when the course's code is long enough for closeness to
 def penalise(executed, verdict: Verdict) -> None:
     """Give the tests the verdict takes away an error output (nbgrader then scores them 0)."""
     from .grading import part_of
-    from .runner import error_output
+    from .runner import TAMPERING, error_output
 
     for index, cell in enumerate(executed.cells):
         meta = _meta(cell)

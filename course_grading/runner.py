@@ -22,6 +22,7 @@ The result is the executed notebook, a list of readable events and the integrity
 """
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import secrets
@@ -79,8 +80,10 @@ def judge(cell, reply: dict | None, secret: str) -> list[str]:
     if reply is None or (reply.get("ename") == TIMEOUT and guard.SIGNED not in reply):
         return []   # no reply came: nbclient stood in for it after interrupting the cell
     signed = reply.get(guard.SIGNED)
-    if not isinstance(signed, dict) or signed.get("signature") != guard.signature(
-            secret, guard.digest(cell.source), reply.get("status", ""), signed.get("events", [])):
+    if not isinstance(signed, dict) or not hmac.compare_digest(
+            str(signed.get("signature", "")), guard.signature(
+                secret, guard.digest(cell.source), reply.get("status", ""),
+                signed.get("events", []))):
         cell.outputs.append(error_output(TAMPERING, "the kernel's reply to this cell was not "
                                                     "the grader's (the kernel was tampered with)"))
         return ["the kernel's reply was not signed by the grader's guard"]
