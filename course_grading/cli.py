@@ -3,6 +3,10 @@
     course check ASSIGNMENT [NOTEBOOK]      students: run the visible tests, print a table
     course release [ASSIGNMENT ...]         instructors: regenerate assignments/ from solutions/
     course grade ASSIGNMENT SUBMISSIONS     instructors: grade a class in parallel sandboxes
+    course publish OUT                      instructors: write the student edition into OUT
+
+The student edition (``course publish``) holds only what ``check`` needs, so there the
+instructors' commands are absent.
 
 ``check`` exits with 1 when a visible test fails or a part is not answered yet, so scripts
 can use it; ``grade`` exits with 0 once every student has a recorded grade.
@@ -17,17 +21,33 @@ from pathlib import Path
 
 import nbformat
 
-from . import grader, grading, integrity, submissions
-from .runner import run_notebook
+from . import grading, integrity, submissions
+from .runner import kernel_folders, run_notebook
 from .sandbox import Limits
 
 
+# the class-grading modules are not in the student edition
+INSTRUCTOR = (Path(__file__).parent / "grader.py").is_file()
+
+
 # ---------------------------------------------------------------------------- check
+def _as_released(cell, stub: str) -> bool:
+    """Whether an answer cell is still as the release has it."""
+    from nbgrader.utils import compute_checksum
+
+    checksum = submissions.nbgrader_meta(cell).get("checksum")
+    if checksum:
+        return compute_checksum(cell) == checksum
+    return cell.source.strip() == stub.strip()
+
+
 def part_status(executed: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[dict]:
     """One row per part of an executed student notebook: points, and what its tests say.
 
-    A part whose answer cell still holds the release's stub is "not answered yet"; test cells
-    named ``<part>-hidden`` run only after submission ("graded after submission").
+    A part whose answer cell still holds the release's stub is "not answered yet" (the cell's
+    checksum, which nbgrader stored when it generated the release, still matches: ``release``
+    may be the very file the student edited); test cells named ``<part>-hidden`` run only after
+    submission ("graded after submission").
     """
     stubs = {submissions.grade_id(c): c.source for c in release.cells
              if submissions.nbgrader_meta(c).get("solution")}
@@ -38,7 +58,7 @@ def part_status(executed: nbformat.NotebookNode, release: nbformat.NotebookNode)
         part = grading.part_of(gid)
         if part in rows:
             answer = [c for c in executed.cells if submissions.grade_id(c) == gid]
-            rows[part]["answered"] = bool(answer) and answer[0].source.strip() != stub.strip()
+            rows[part]["answered"] = bool(answer) and not _as_released(answer[0], stub)
     for cell in executed.cells:
         meta = submissions.nbgrader_meta(cell)
         if not meta.get("grade") or meta.get("solution"):
@@ -78,7 +98,8 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     config = grading.load_config(course_root)
     release_dir = course_root / config.CourseDirectory.release_directory / assignment
     if not release_dir.is_dir():
-        known = grading.source_assignments(course_root)
+        known = sorted(p.name for p in release_dir.parent.iterdir() if p.is_dir()) \
+            if release_dir.parent.is_dir() else []
         print(f"no assignment {assignment!r}; the assignments are: {', '.join(known)}",
               file=sys.stderr)
         return 2
@@ -95,7 +116,7 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
         run = run_notebook(student, Path(work), limits,
-                           env={"COURSE_BUDGET": "quick", **grader.kernel_folders()})
+                           env={"COURSE_BUDGET": "quick", **kernel_folders()})
     verdict = integrity.police(run.notebook, integrity.own_work(release_path), run.integrity,
                                grading.REPO)
     integrity.penalise(run.notebook, verdict)   # the points as grading would give them
@@ -135,6 +156,8 @@ def release(names: list[str], course_root: Path = grading.REPO) -> int:
 
 # ---------------------------------------------------------------------------- grade
 def grade(args) -> int:
+    from . import grader
+
     limits = Limits(cell_seconds=args.cell_seconds, notebook_seconds=args.notebook_seconds,
                     memory_mb=args.memory_mb)
     try:
@@ -147,26 +170,46 @@ def grade(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- publish
+def publish(out: str) -> int:
+    from .publish import PublishError, publish as write_edition
+
+    try:
+        written = write_edition(Path(out))
+    except PublishError as error:
+        print(f"course publish: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the student edition ({len(written)} files) to {Path(out).resolve()}")
+    print("publish it as a repository of its own, e.g. `git -C OUT add -A && git -C OUT "
+          "commit -m 'release' && git -C OUT push`")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     c = commands.add_parser("check", help="run an assignment's visible tests on your notebook")
     c.add_argument("assignment")
     c.add_argument("notebook", nargs="?", help="default: assignments/<assignment>/<assignment>.ipynb")
-    r = commands.add_parser("release", help="regenerate assignments/ from solutions/")
-    r.add_argument("assignments", nargs="*")
-    g = commands.add_parser("grade", help="autograde every submission of an assignment")
-    g.add_argument("assignment")
-    g.add_argument("submissions", help="a folder per student, or nbgrader's exchange")
-    g.add_argument("--workers", type=int, default=None, help="default: the number of cores")
-    g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
-    g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
-    g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
+    if INSTRUCTOR:
+        r = commands.add_parser("release", help="regenerate assignments/ from solutions/")
+        r.add_argument("assignments", nargs="*")
+        g = commands.add_parser("grade", help="autograde every submission of an assignment")
+        g.add_argument("assignment")
+        g.add_argument("submissions", help="a folder per student, or nbgrader's exchange")
+        g.add_argument("--workers", type=int, default=None, help="default: the number of cores")
+        g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
+        g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
+        g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
+        p = commands.add_parser("publish", help="write the student edition into a folder")
+        p.add_argument("out", help="an empty folder, or an earlier student edition")
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.assignment, args.notebook)
     if args.command == "release":
         return release(args.assignments)
+    if args.command == "publish":
+        return publish(args.out)
     return grade(args)
 
 

@@ -37,10 +37,8 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.paths import cache_dir
-
 from . import grading, integrity, submissions
-from .runner import HIDDEN_BEGIN, NOT_RUN, error_output, run_notebook
+from .runner import HIDDEN_BEGIN, NOT_RUN, error_output, kernel_folders, run_notebook
 from .sandbox import Limits, isolation
 
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -250,14 +248,6 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def kernel_folders() -> dict[str, str]:
-    """Where a graded kernel writes: its own cache and build folder in its HOME (the scratch
-    folder), since the sandbox makes the repository read-only; it reads the instructor's warmed
-    cache (see course_lib.paths)."""
-    return {"COURSE_CACHE": "~/.cache/course", "COURSE_CACHE_SHARED": str(cache_dir()),
-            "COURSE_BUILD": "~/build"}
 
 
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:

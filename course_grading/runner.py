@@ -40,6 +40,8 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from course_lib.paths import cache_dir
+
 from . import guard
 from .sandbox import KERNEL_NAME, Limits, write_kernel_spec
 
@@ -65,6 +67,14 @@ class Run:
 def is_test(cell) -> bool:
     meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def kernel_folders() -> dict[str, str]:
+    """Where a graded kernel writes: its own cache and build folder in its HOME (the scratch
+    folder), since the sandbox makes the repository read-only; it reads the instructor's warmed
+    cache (see course_lib.paths)."""
+    return {"COURSE_CACHE": "~/.cache/course", "COURSE_CACHE_SHARED": str(cache_dir()),
+            "COURSE_BUILD": "~/build"}
 
 
 def guard_settings(notebook: nbformat.NotebookNode) -> dict:

@@ -136,24 +136,36 @@ def hide_paths(hide, keep: Path) -> None:
     os.close(keep_fd)
 
 
-def read_only_paths() -> list[Path]:
+def library_paths(workdir: Path) -> list[Path]:
+    """The folders on the import path when the kernel starts (the Python installation, the
+    installed packages wherever they live: a user site, a ``.pth`` file, an editable install),
+    except any that holds the working folder, where the student's own files are."""
+    found = [Path(p).resolve() for p in sys.path if p and Path(p).is_dir()]
+    return [p for p in found if not workdir.resolve().is_relative_to(p)
+            and p != Path(LAUNCHER).parent.resolve()]
+
+
+def read_only_paths(workdir: Path) -> list[Path]:
     """What a graded kernel may read but never change: the repository this grader belongs to,
-    the Python installation (the venv and its base), the data directory and the instructor's
-    warmed cache (``COURSE_DATA``, ``COURSE_CACHE_SHARED``). Outermost folders only."""
-    found = [Path(LAUNCHER).parents[1], Path(sys.prefix), Path(sys.base_prefix)]
+    the Python installation (the venv and its base) and the import path's other folders, the
+    data directory and the instructor's warmed cache (``COURSE_DATA``,
+    ``COURSE_CACHE_SHARED``). Outermost folders only."""
+    found = [Path(LAUNCHER).parents[1], Path(sys.prefix), Path(sys.base_prefix),
+             *library_paths(workdir)]
     found += [Path(os.environ[v]) for v in ("COURSE_DATA", "COURSE_CACHE_SHARED")
               if os.environ.get(v)]
     found = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
     return [p for i, p in enumerate(found) if not any(p.is_relative_to(q) for q in found[:i])]
 
 
-def trusted_paths() -> list[str]:
-    """Where the code that may touch the interpreter's internals lives: the Python installation
-    and the course's packages (everything else, cells included, is the student's)."""
+def trusted_paths(workdir: Path) -> list[str]:
+    """Where the code that may touch the interpreter's internals lives: the Python installation,
+    the installed packages and the course's packages (everything else, cells included, is the
+    student's)."""
     repo = Path(LAUNCHER).parents[1]
     return sorted({str(p.resolve()) for p in (Path(sys.prefix), Path(sys.base_prefix),
                                                  repo / "course_lib", repo / "course_grading",
-                                                 repo / "course_site")})
+                                                 repo / "course_site", *library_paths(workdir))})
 
 
 def make_read_only(paths) -> None:
@@ -218,7 +230,7 @@ def main(argv: list[str]) -> int:
     guard_file = Path(config["guard_file"])
     guard = json.loads(guard_file.read_text())
     guard_file.unlink()
-    read_only = read_only_paths()
+    read_only = read_only_paths(workdir)
     if config["mode"] == "namespaces":
         make_read_only(read_only)
         hide_paths(config["hide"], workdir)
@@ -237,7 +249,7 @@ def main(argv: list[str]) -> int:
     from course_grading.guard import install
 
     install({**guard, "workdir": str(workdir), "read_only": [str(p) for p in read_only],
-             "trusted": trusted_paths()})
+             "trusted": trusted_paths(workdir)})
 
     IPKernelApp.launch_instance(argv=["-f", argv[0], "--HistoryManager.hist_file=:memory:"])
     return 0

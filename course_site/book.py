@@ -6,7 +6,8 @@ i.e. ``make course``) reads what the build left in ``build/`` — the executed n
 re-executing anything,
 
 - ``build/book/index.html`` — the curriculum in order: each topic's lecture notebooks, its
-  assignment and the lecture notes it covers (``../shared/lectures/``),
+  assignment and the lectures it covers, cited by title (the lecture notes are not the
+  course's to publish, so the book links to none),
 - ``build/book/notebooks/<name>.html`` — every lecture notebook with its outputs and figures
   (a page that says why, for one the build skipped or that failed),
 - ``build/book/results.html`` — the headline figures beside the papers' values, the benchmarks,
@@ -34,38 +35,43 @@ from course_lib.paths import REPO, build_dir, lecture_notebooks
 
 from . import record
 
-# (number of the lecture notebooks, topic, assignment, lecture notes in ../shared/lectures/: part)
+# the lectures the course is built from, cited by their own titles
+CS330_3 = "Stanford CS 330, lecture 3: Transfer Learning + Start of Meta-Learning"
+CS330_3_NOTES = "a student's notes of Stanford CS 330, lecture 3"
+COMPSCI760 = "Auckland COMPSCI 760 (2024): Transfer Learning"
+LECTURE9 = "Lecture 9: Multi-Task and Transfer Learning"
+TRANSFER_META = "Transfer- and Meta-Learning (with RL basics)"
+
+# (number of the lecture notebooks, topic, assignment, {lecture: the part of it the topic covers})
 CURRICULUM = [
     ("01", "Transfer learning and fine-tuning", "transfer", {
-        "cs330-lecture3-transfer-and-meta-learning.txt":
-            "multi-task vs transfer, fine-tuning and its design choices, when common wisdom breaks",
-        "notes-cs330-lecture3.txt": "a student's notes of the same lecture",
-        "compsci760-transfer-learning.txt": "tasks and domains, the transfer taxonomy, "
-                                            "instance/feature/parameter transfer, adapters",
-        "lecture9-multitask-transfer-meta-continual.txt": "negative transfer, transfer variants",
-        "transfer-meta-learning-rl.txt": "general-to-specific layers, applied examples"}),
+        CS330_3: "multi-task vs transfer, fine-tuning and its design choices, when common "
+                 "wisdom breaks",
+        CS330_3_NOTES: "the same lecture",
+        COMPSCI760: "tasks and domains, the transfer taxonomy, instance/feature/parameter "
+                    "transfer, adapters",
+        LECTURE9: "negative transfer, transfer variants",
+        TRANSFER_META: "general-to-specific layers, applied examples"}),
     ("02", "Multi-task learning", "multitask", {
-        "lecture9-multitask-transfer-meta-continual.txt":
-            "multi-task architectures and weighting, negative transfer",
-        "cs330-lecture3-transfer-and-meta-learning.txt": "multi-task vs transfer",
-        "compsci760-transfer-learning.txt": "multi-task learning"}),
+        LECTURE9: "multi-task architectures and weighting, negative transfer",
+        CS330_3: "multi-task vs transfer",
+        COMPSCI760: "multi-task learning"}),
     ("03", "The Bayesian view of meta-learning", "bayes", {
-        "cs330-lecture3-transfer-and-meta-learning.txt":
-            "the Bayesian view, the meta-learning problem and recipe",
-        "notes-cs330-lecture3.txt": "a student's notes of the same lecture"}),
+        CS330_3: "the Bayesian view, the meta-learning problem and recipe",
+        CS330_3_NOTES: "the same lecture"}),
     ("04", "Black-box meta-learning", "black_box", {
-        "lecture9-multitask-transfer-meta-continual.txt": "black-box meta-learning",
-        "cs330-lecture3-transfer-and-meta-learning.txt": "the meta-learning problem and recipe"}),
+        LECTURE9: "black-box meta-learning",
+        CS330_3: "the meta-learning problem and recipe"}),
     ("05", "MAML and its family", "maml_protonets", {
-        "lecture9-multitask-transfer-meta-continual.txt": "optimisation-based meta-learning",
-        "transfer-meta-learning-rl.txt": "MAML's algorithm"}),
+        LECTURE9: "optimisation-based meta-learning",
+        TRANSFER_META: "MAML's algorithm"}),
     ("06", "Prototypical networks, \"a closer look\"", "maml_protonets", {
-        "lecture9-multitask-transfer-meta-continual.txt": "\"a closer look\""}),
+        LECTURE9: "\"a closer look\""}),
     ("07", "Continual learning", "continual", {
-        "lecture9-multitask-transfer-meta-continual.txt": "continual learning",
-        "transfer-meta-learning-rl.txt": "La-MAML"}),
+        LECTURE9: "continual learning",
+        TRANSFER_META: "La-MAML"}),
     ("08", "RL basics", "rl", {
-        "transfer-meta-learning-rl.txt": "RL basics"}),
+        TRANSFER_META: "RL basics"}),
 ]
 
 # (notebook, figure) → (the paper's value in the figure's units, its source); all Omniglot
@@ -263,7 +269,7 @@ def results_page(results: dict) -> str:
 def index_page(topics: list, instructor: bool) -> str:
     """The home page (MyST markdown): how to read and re-run, then the curriculum in order.
 
-    ``topics``: (topic, [notebook path], assignment or None, {lecture notes file: part})."""
+    ``topics``: (topic, [notebook path], assignment or None, {lecture title: part})."""
     edition = ("**Instructor edition**: the assignments are the nbgrader sources in `solutions/`, "
                "with solutions and hidden tests. Do not give this site to students."
                if instructor else "The assignments are the student release (`assignments/`).")
@@ -282,8 +288,8 @@ def index_page(topics: list, instructor: bool) -> str:
             lines.append("- Assignment: not released yet")
         else:
             lines.append(f"- Assignment: {{doc}}`assignments/{assignment}`")
-        lines.append("- Lecture notes (`../shared/lectures/`):" + ("" if lectures else " —"))
-        lines += [f"  - `{f}`: {part}" for f, part in lectures.items()] + [""]
+        lines.append("- Lectures:" + ("" if lectures else " —"))
+        lines += [f"  - *{title}*: {part}" for title, part in lectures.items()] + [""]
         entries = [f"notebooks/{p.stem}" for p in pages]
         if assignment is not None and assignment not in seen:
             seen.add(assignment)

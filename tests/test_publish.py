@@ -1,0 +1,197 @@
+"""The student edition (``course publish``, :mod:`course_grading.publish`).
+
+Fast: what the edition holds and what it must not (no file of ``solutions/``, no gradebook, no
+tests, no class grading, no book); no line that exists only in ``solutions/`` (solution code,
+hidden tests) appears anywhere in it, and a planted one would be found; publishing again
+replaces an edition but keeps its ``.git``, and refuses a folder that is not one.
+
+Slow: the edition installed with pip in a fresh virtual environment, where ``course check``
+runs an untouched and a solved assignment. The fresh environment borrows the already installed
+dependencies (torch and the rest) from the test's own through a ``.pth`` file rather than
+downloading 6 GB again; the student edition itself is installed by pip from its own
+``pyproject.toml``, and the test checks that the environment imports it from the edition.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_grading import grading, publish, submissions
+
+REPO = grading.REPO
+TEXT = {".py", ".ipynb", ".md", ".toml", ".txt", ".yml", ".yaml", ".lock", ".cfg", ".json",
+        ".html", ".csv", ""}
+SKIP = {".git", ".venv", "build", "data", "__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+
+
+def lines_of(path: Path) -> set[str]:
+    """The stripped, non-trivial lines of a text file; of a notebook, its cells' sources."""
+    if path.suffix not in TEXT:
+        return set()
+    try:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError):
+        return set()
+    if path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in nbformat.reads(text, as_version=4).cells)
+    return {line.strip() for line in text.splitlines() if len(line.strip()) >= 8}
+
+
+def files_under(root: Path, skip=SKIP) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()
+            and not skip.intersection(p.relative_to(root).parts)]
+
+
+def solution_only_lines() -> set[str]:
+    """Lines of ``solutions/`` found in no other file of the repository: what generating the
+    release removes (solutions, hidden tests) and nothing that is public anyway."""
+    solutions = set().union(*(lines_of(p) for p in files_under(REPO / "solutions")))
+    elsewhere = set().union(*(lines_of(p) for p in files_under(REPO, SKIP | {"solutions"})))
+    return solutions - elsewhere
+
+
+def leaked(edition: Path, secret: set[str]) -> dict[str, list[str]]:
+    found = {}
+    for path in files_under(edition):
+        hits = sorted(lines_of(path) & secret)
+        if hits:
+            found[str(path.relative_to(edition))] = hits[:3]
+    return found
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student-edition")
+    publish.publish(out)
+    return out
+
+
+def test_edition_holds_what_a_student_needs(edition):
+    """Checks the lecture notebooks, every assignment's release, course_lib, course check,
+    the install files and the student's README, Makefile and nbgrader configuration."""
+    notebooks = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (edition / "notebooks").glob("*.ipynb")) == notebooks
+    for assignment in grading.source_assignments(REPO):
+        ours = edition / "assignments" / assignment / f"{assignment}.ipynb"
+        assert ours.read_bytes() == (REPO / "assignments" / assignment / ours.name).read_bytes()
+    assert (edition / "course_lib" / "maml.py").read_bytes() == \
+        (REPO / "course_lib" / "maml.py").read_bytes()
+    for name in ("README.md", "Makefile", "pyproject.toml", "requirements.lock",
+                 "environment.yml", "nbgrader_config.py", ".gitignore",
+                 "course_grading/cli.py", "course_grading/runner.py"):
+        assert (edition / name).is_file(), name
+    readme = (edition / "README.md").read_text()
+    assert "make setup" in readme and "make lab" in readme and "course check" in readme
+
+
+def test_edition_holds_no_instructor_file(edition):
+    """Checks there is no solutions/, gradebook, test, class grading, red team or book."""
+    present = {str(p.relative_to(edition)) for p in edition.rglob("*")}
+    for name in ("solutions", "gradebook.db", "tests", "course_site", "autograded", "feedback",
+                 "course_grading/grader.py", "course_grading/redteam",
+                 "course_grading/publish.py", "course_grading/student_edition"):
+        assert name not in present, name
+    for path in edition.rglob("*.ipynb"):
+        text = path.read_text()
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, path
+
+
+def test_no_line_only_in_solutions_is_published(edition, tmp_path):
+    """Checks that none of the lines that exist only in solutions/ (hundreds: every answer
+    and hidden test) appears in any file of the edition, and that a planted one is found."""
+    secret = solution_only_lines()
+    assert len(secret) > 200, len(secret)
+    assert leaked(edition, secret) == {}
+    planted = tmp_path / "planted"
+    publish.publish(planted)
+    line = sorted(secret)[0]
+    with open(planted / "course_lib" / "models.py", "a") as f:
+        f.write(f"\n{line}\n")
+    assert leaked(planted, secret) == {"course_lib/models.py": [line]}
+
+
+def test_publishing_again_replaces_the_edition_and_keeps_git(tmp_path):
+    """Checks that a second publish removes a stale file but keeps .git, and that a folder
+    holding something else, or the repository itself, is refused."""
+    out = tmp_path / "edition"
+    publish.publish(out)
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / "stale.txt").write_text("from an old release")
+    publish.publish(out)
+    assert not (out / "stale.txt").exists() and (out / ".git" / "HEAD").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(publish.PublishError, match="not empty"):
+        publish.publish(other)
+    with pytest.raises(publish.PublishError, match="inside the course repository"):
+        publish.publish(REPO / "build" / "student")
+
+
+# ---------------------------------------------------------------------------- installed
+def _fresh_venv(root: Path) -> Path:
+    """A new virtual environment whose dependencies come from this one (a .pth file)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    site = subprocess.run([str(root / "bin" / "python"), "-c",
+                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return root / "bin"
+
+
+@pytest.mark.slow
+def test_student_edition_installs_and_checks(tmp_path):
+    """Checks that pip installs the edition into a fresh venv (its `course` command, imported
+    from the edition) and that `course check bayes` there reports `not answered yet` on the
+    untouched assignment and `passed` on every part once it is solved."""
+    out = tmp_path / "edition"
+    publish.publish(out)
+    bin_ = _fresh_venv(tmp_path / "venv")
+    subprocess.run([str(bin_ / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "-e", str(out)], check=True)
+    where = subprocess.run([str(bin_ / "python"), "-c", "import course_lib, course_grading.cli;"
+                            "print(course_lib.__file__, course_grading.cli.INSTRUCTOR)"],
+                           cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    assert where.split() == [str(out / "course_lib" / "__init__.py"), "False"]
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run([str(bin_ / "course"), "check", "bayes"], cwd=out, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    parts = grading.part_points(REPO / "solutions" / "bayes" / "bayes.ipynb")
+    untouched = check()
+    assert untouched.returncode == 1, untouched.stdout + untouched.stderr
+    assert untouched.stdout.count("not answered yet") == len(parts), untouched.stdout
+    release = out / "assignments" / "bayes" / "bayes.ipynb"
+    source = nbformat.read(REPO / "solutions" / "bayes" / "bayes.ipynb", as_version=4)
+    nbformat.write(submissions.solved(nbformat.read(release, as_version=4), source), release)
+    solved = check()
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    rows = [line for line in solved.stdout.splitlines() if line.split()[:1] and
+            line.split()[0] in parts]
+    assert len(rows) == len(parts) and all("passed" in row for row in rows), solved.stdout
+    assert "all visible tests pass" in solved.stdout
+
+
+def test_check_sees_answers_in_the_released_file_itself():
+    """Checks `course check`'s table when the student edited the released file in place (so the
+    release it compares with is that same file): untouched parts are 'not answered yet', an
+    answered one is not."""
+    from course_grading import cli
+
+    path = REPO / "assignments" / "bayes" / "bayes.ipynb"
+    release = nbformat.read(path, as_version=4)
+    assert all(not row["answered"] for row in cli.part_status(release, release))
+    edited = nbformat.read(path, as_version=4)
+    answer = next(c for c in edited.cells if submissions.grade_id(c) == "gaussian_entropy")
+    answer.source = "def gaussian_entropy(var):\n    return 0.0"
+    rows = {row["part"]: row["answered"] for row in cli.part_status(edited, edited)}
+    assert rows["gaussian_entropy"] and not rows["posterior_mean_var"]
