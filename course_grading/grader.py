@@ -163,6 +163,11 @@ def _outcome(result: dict, points: dict[str, float]) -> Outcome:
         outcome.tampering += [f"{f['cell']}: {f['what']}" for f in nb["findings"] if f["tampering"]]
         outcome.reasons += [f"{f['cell']}: {f['what']}" for f in nb["findings"] if not f["tampering"]]
     outcome.total = sum(parts.values())
+    late = result.get("late")
+    if late:   # recorded by the parent from nbgrader's gradebook (see _record)
+        outcome.total -= late["penalty"]
+        outcome.reasons.append(f"submitted {late['seconds']:g} s after the due date: late "
+                               f"penalty {late['penalty']:g} ({late['method']})")
     return outcome
 
 
@@ -313,6 +318,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
                 results.append(future.result())   # recorded while the others still run
                 _record(course_root, assignment, [results[-1]],
                         [_outcome(results[-1], points)])
+                _lateness(course_root, assignment, results[-1])
         results.sort(key=lambda r: r["student"])
         outcomes = [_outcome(r, points) for r in results]
         report = _report(course_root, assignment, outcomes, points, mode, workers,
@@ -327,14 +333,15 @@ def _record(course_root: Path, assignment: str, results: list[dict],
             outcomes: list[Outcome]) -> None:
     """Gradebook, submitted/ and autograded/ copies, and feedback, written by the parent only."""
     from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import SaveAutoGrades
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 
     api = grading.nbgrader_api(course_root)
     config = grading.load_config(course_root)
     with Gradebook(api.coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
         for result in results:
             gradebook.update_or_create_student(result["student"])
-            gradebook.update_or_create_submission(assignment, result["student"])
+            gradebook.update_or_create_submission(assignment, result["student"],
+                                                  timestamp=submission_time(result))
     for result, outcome in zip(results, outcomes):
         student = result["student"]
         for name, nb in result["notebooks"].items():
@@ -344,6 +351,7 @@ def _record(course_root: Path, assignment: str, results: list[dict],
             resources = {"nbgrader": {"notebook": name, "assignment": assignment,
                                       "student": student, "db_url": api.coursedir.db_url}}
             SaveAutoGrades().preprocess(quiet, resources)
+            AssignLatePenalties(config=config).preprocess(quiet, resources)
             target = course_root / "autograded" / student / assignment / f"{name}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(executed, target)
@@ -351,8 +359,11 @@ def _record(course_root: Path, assignment: str, results: list[dict],
             if nb["submitted"] and Path(nb["submitted"]).resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(nb["submitted"], target)
+                _copy_exchange_files(Path(nb["submitted"]).parent, target.parent)
             target = course_root / "feedback" / student / assignment / f"{name}.html"
             target.parent.mkdir(parents=True, exist_ok=True)
+            if nb["submitted"]:   # what nbgrader's release_feedback needs beside the page
+                _copy_exchange_files(Path(nb["submitted"]).parent, target.parent)
             if nb.get("feedback"):
                 shutil.copyfile(nb["feedback"], target)
             else:   # the worker failed: the parent writes it
@@ -361,6 +372,48 @@ def _record(course_root: Path, assignment: str, results: list[dict],
                 source = nbformat.read(course_root / config.CourseDirectory.source_directory
                                        / assignment / f"{name}.ipynb", as_version=4)
                 target.write_text(feedback_html(executed, release, outcome, source))
+
+
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
+def _copy_exchange_files(folder: Path, target: Path) -> None:
+    """The files nbgrader's exchange writes beside a submission (when it came through one)."""
+    for name in EXCHANGE_FILES:
+        if (folder / name).is_file() and (folder / name).resolve() != (target / name).resolve():
+            shutil.copyfile(folder / name, target / name)
+
+
+def submission_time(result: dict):
+    """When the student handed in: the ``timestamp.txt`` that nbgrader's exchange writes next
+    to a submission (``None`` for a plain folder: never late)."""
+    from nbgrader.utils import parse_utc
+
+    for nb in result["notebooks"].values():
+        stamp = Path(nb["submitted"]).parent / "timestamp.txt" if nb["submitted"] else None
+        if stamp and stamp.is_file():
+            return parse_utc(stamp.read_text().strip())
+    return None
+
+
+def _lateness(course_root: Path, assignment: str, result: dict) -> None:
+    """Put nbgrader's late penalty (``LateSubmissionPlugin.penalty_method``), which
+    :func:`_record` assigned in the gradebook, into ``result``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    config = grading.load_config(course_root)
+    with Gradebook(grading.nbgrader_api(course_root).coursedir.db_url,
+                   config.CourseDirectory.course_id) as gradebook:
+        try:
+            submission = gradebook.find_submission(assignment, result["student"])
+        except MissingEntry:
+            return
+        seconds = submission.total_seconds_late
+        penalty = sum(nb.late_submission_penalty or 0.0 for nb in submission.notebooks)
+    if seconds > 0:
+        method = config.LateSubmissionPlugin.get("penalty_method", "none")
+        result["late"] = {"seconds": round(seconds, 1), "penalty": penalty,
+                          "method": f"LateSubmissionPlugin.penalty_method = {method}"}
 
 
 def hidden_lines(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> set[str]:
@@ -462,6 +515,22 @@ def feedback_html(executed, release, outcome: Outcome, source=None) -> str:
     return page
 
 
+NOTHING_SUBMITTED = "nothing submitted: on the roster, with no submission in the gradebook"
+
+
+def missing(course_root: Path, assignment: str, graded: set[str]) -> list[str]:
+    """Students of the gradebook's roster (``nbgrader db student add``) who have no submission
+    of ``assignment``, neither in this batch nor graded before."""
+    from nbgrader.api import Gradebook
+
+    config = grading.load_config(course_root)
+    with Gradebook(grading.nbgrader_api(course_root).coursedir.db_url,
+                   config.CourseDirectory.course_id) as gradebook:
+        submitted = {s.student.id for s in gradebook.assignment_submissions(assignment)} \
+            if assignment in {a.name for a in gradebook.assignments} else set()
+        return sorted(s.id for s in gradebook.students if s.id not in submitted | graded)
+
+
 def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points: dict,
             mode: str, workers: int, seconds: float) -> dict:
     folder = course_root / "build" / "grading" / assignment
@@ -474,10 +543,15 @@ def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points:
         writer.writerow([o.student, *(f"{o.parts[p]:g}" for p in points), f"{o.total:g}",
                          f"{sum(points.values()):g}", "; ".join(o.tampering),
                          "; ".join(o.needs_manual), "; ".join(o.reasons)])
+    absent = missing(course_root, assignment, {o.student for o in outcomes})
+    for student in absent:
+        writer.writerow([student, *("0" for _ in points), "0", f"{sum(points.values()):g}",
+                         "", "", NOTHING_SUBMITTED])
     (folder / "grades.csv").write_text(buffer.getvalue())
     report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
               "workers": workers, "seconds": round(seconds, 1),
-              "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes]}
+              "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes],
+              "missing": absent}
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     report["csv"] = str(folder / "grades.csv")
     return report
@@ -502,6 +576,8 @@ def summary(report: dict) -> str:
     for o in outcomes:
         if o["reasons"]:
             lines.append(f"  note {o['student']}: " + "; ".join(o["reasons"]))
+    if report.get("missing"):
+        lines.append(f"  nothing submitted (0 in the CSV): {', '.join(report['missing'])}")
     lines.append(f"  grades: {report['csv']}")
     return "\n".join(lines)
 

@@ -52,7 +52,8 @@ def student_pyproject(repo: Path) -> str:
     student packages and the ``course`` command; no extras."""
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
     dependencies = "".join(f'    "{d}",\n' for d in project["dependencies"])
-    return ('[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+    return ('[build-system]\nrequires = ["setuptools>=68"]\n'
+            'build-backend = "setuptools.build_meta"\n'
             f'\n[project]\nname = "{project["name"]}"\nversion = "{project["version"]}"\n'
             'description = "The transfer- and meta-learning course, student edition: the teaching '
             'library (course_lib) and `course check`."\nreadme = "README.md"\n'

@@ -85,7 +85,7 @@ def batch(course: Path, assignment: str, tmp_path_factory) -> dict:
         mixed = _grade(course, assignment, {**controls, **attackers}, inbox)
         after = {path: _sha256(path) for path in redteam.protected_files()}
         feedback = {student: (course / "feedback" / student / assignment /
-                              f"{assignment}.html").read_text() for student in mixed["rows"]}
+                              f"{assignment}.html").read_text() for student in mixed["by_student"]}
         alone = _grade(course, assignment, controls, inbox)
         _batches[assignment] = {"controls": controls, "attackers": attackers, "mixed": mixed,
                                 "alone": alone, "protected": (protected, after),

@@ -1,0 +1,184 @@
+"""A term's round trip through nbgrader's own exchange (a folder; no JupyterHub), on the tiny
+two-part assignment of ``tests/test_autograder.py`` (add: 2 points, norm: 3).
+
+The instructor releases ``tiny`` with a due date; ada, bob and dee fetch it. ada answers well,
+bob submits a good answer and then a bad one (the latest counts), dee submits a good answer
+after the due date (nbgrader's ``LateSubmissionPlugin.penalty_method = "zero"``), and cy, on
+the roster, submits nothing. The instructor collects, grades with ``course grade``, releases
+the feedback that grading wrote (hidden tests removed), and each student fetches their own
+feedback and nobody else's. Asserted: every score, the late penalty, the latest submission's
+timestamp, the missing student's row, and every file on the way.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import pytest
+from traitlets.config import Config
+
+from course_grading import grader, grading, submissions
+from test_autograder import LIMITS, tiny_source
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+GOOD = {"add": "def add(a, b):\n    return a + b",
+        "norm": "def norm(v):\n    return math.sqrt(sum(x * x for x in v))"}
+BAD = {"add": "def add(a, b):\n    return a - b", "norm": GOOD["norm"]}   # norm only: 3 points
+
+
+def _config(course: Path, exchange: Path, home: Path | None = None, student: str = "*") -> Config:
+    """nbgrader's settings for the instructor (``home`` None) or for one student's folder."""
+    config = grading.load_config(course) if home is None else Config()
+    config.CourseDirectory.course_id = grading.load_config(course).CourseDirectory.course_id
+    config.CourseDirectory.root = str(course if home is None else home)
+    config.CourseDirectory.student_id = student
+    config.CourseDirectory.assignment_id = "tiny"
+    config.Exchange.root = str(exchange)
+    config.Exchange.cache = str((home or course) / ".nbgrader_cache")
+    config.Exchange.assignment_dir = str(home or course)   # where fetch and submit work
+    config.LateSubmissionPlugin.penalty_method = "zero"
+    return config
+
+
+def _student(name: str, course: Path, exchange: Path, homes: Path, action: str) -> Path:
+    """Run one of nbgrader's student-side exchange steps as ``name``, in their own folder."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import (ExchangeFetchAssignment, ExchangeFetchFeedback,
+                                           ExchangeSubmit)
+
+    home = homes / name
+    home.mkdir(parents=True, exist_ok=True)
+    config = _config(course, exchange, home, name)
+    step = {"fetch": ExchangeFetchAssignment, "submit": ExchangeSubmit,
+            "fetch_feedback": ExchangeFetchFeedback}[action]
+    step(coursedir=CourseDirectory(config=config), authenticator=Authenticator(config=config),
+         config=config).start()
+    return home
+
+
+def _answer(home: Path, answers: dict) -> None:
+    path = home / "tiny" / "tiny.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if submissions.grade_id(cell) in answers:
+            cell.source = answers[submissions.grade_id(cell)]
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture(scope="module")
+def term(tmp_path_factory):
+    from nbgrader.api import Gradebook
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    root = tmp_path_factory.mktemp("term")
+    course, exchange, homes = root / "course", root / "exchange", root / "students"
+    (course / "solutions" / "tiny").mkdir(parents=True)
+    exchange.mkdir()
+    shutil.copy(grading.REPO / grading.CONFIG_FILE, course)
+    with open(course / grading.CONFIG_FILE, "a") as f:   # the instructor's own settings
+        f.write(f'\nc.Exchange.root = "{exchange}"\n'
+                'c.LateSubmissionPlugin.penalty_method = "zero"\n')
+    nbformat.write(tiny_source(), course / "solutions" / "tiny" / "tiny.ipynb")
+    grading.release("tiny", course_root=course)
+    config = _config(course, exchange)
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    with Gradebook(api.coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
+        for student in ("ada", "bob", "cy", "dee"):
+            gradebook.update_or_create_student(student)
+    assert api.release_assignment("tiny")["success"]
+
+    for student in ("ada", "bob", "dee"):
+        _student(student, course, exchange, homes, "fetch")
+    fetched = (homes / "ada" / "tiny" / "tiny.ipynb").read_text()
+    _answer(homes / "ada", GOOD)
+    _student("ada", course, exchange, homes, "submit")
+    _answer(homes / "bob", GOOD)
+    _student("bob", course, exchange, homes, "submit")
+    time.sleep(1.1)   # bob's second submission is clearly the later one
+    _answer(homes / "bob", BAD)
+    _student("bob", course, exchange, homes, "submit")
+    due = datetime.now(timezone.utc)
+    with Gradebook(api.coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
+        gradebook.update_or_create_assignment("tiny", duedate=due)
+    time.sleep(1.1)
+    _answer(homes / "dee", GOOD)
+    _student("dee", course, exchange, homes, "submit")
+    inbound = sorted(p.name for p in (exchange / config.CourseDirectory.course_id
+                                      / "inbound").iterdir())
+
+    assert api.collect("tiny")["success"]
+    report = grader.grade("tiny", course / "submitted", course, workers=2, limits=LIMITS,
+                          progress=False)
+    released = {s: api.release_feedback("tiny", s)["success"] for s in ("ada", "bob", "dee")}
+    for student in ("ada", "bob", "dee"):
+        _student(student, course, exchange, homes, "fetch_feedback")
+    return {"course": course, "homes": homes, "report": report, "due": due,
+            "inbound": inbound, "fetched": fetched, "released": released, "api": api}
+
+
+def test_students_fetch_the_release(term):
+    """Checks that what a student fetched is the release, with no hidden test or solution."""
+    release = (term["course"] / "assignments" / "tiny" / "tiny.ipynb").read_text()
+    assert term["fetched"] == release
+    assert "BEGIN HIDDEN TESTS" not in release and "sqrt" not in release
+
+
+def test_every_submission_reaches_the_exchange(term):
+    """Checks ada once, bob twice and dee once in the exchange's inbound, cy never."""
+    owners = [name.split("+")[0] for name in term["inbound"]]
+    assert sorted(owners) == ["ada", "bob", "bob", "dee"]
+
+
+def test_collect_keeps_the_latest_submission(term):
+    """Checks that the instructor's submitted/ holds bob's second (bad) answer and its
+    timestamp, the later of his two."""
+    folder = term["course"] / "submitted" / "bob" / "tiny"
+    assert "return a - b" in (folder / "tiny.ipynb").read_text()
+    stamps = sorted(n.split("+")[2] for n in term["inbound"] if n.startswith("bob+"))
+    assert (folder / "timestamp.txt").read_text().strip() == stamps[-1]
+
+
+def test_scores_late_penalty_and_missing_student(term):
+    """Checks ada 5, bob 3 (his latest), dee 0 after the 'zero' late penalty (5 raw), cy 0
+    with the reason, in the report, the CSV and nbgrader's gradebook."""
+    outcomes = {o["student"]: o for o in term["report"]["outcomes"]}
+    assert {s: o["total"] for s, o in outcomes.items()} == {"ada": 5, "bob": 3, "dee": 0}
+    assert sum(outcomes["dee"]["parts"].values()) == 5
+    assert any("after the due date: late penalty 5" in r for r in outcomes["dee"]["reasons"])
+    assert term["report"]["missing"] == ["cy"]
+    rows = {r["student"]: r for r in csv.DictReader(io.StringIO(
+        Path(term["report"]["csv"]).read_text()))}
+    assert rows["cy"]["total"] == "0" and "nothing submitted" in rows["cy"]["reasons"]
+    assert rows["dee"]["total"] == "0" and rows["ada"]["total"] == "5"
+    from nbgrader.api import Gradebook
+
+    config = grading.load_config(term["course"])
+    with Gradebook(term["api"].coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
+        dee = gradebook.find_submission("tiny", "dee")
+        assert dee.total_seconds_late > 0 and dee.late_submission_penalty == 5
+        assert gradebook.find_submission("tiny", "ada").total_seconds_late == 0
+        assert gradebook.find_submission("tiny", "bob").score == 3
+
+
+def test_each_student_fetches_only_their_own_feedback(term):
+    """Checks that feedback was released for the three who submitted, that each fetched one
+    feedback file, theirs (their own answer and score), and none of it shows a hidden test."""
+    assert term["released"] == {"ada": True, "bob": True, "dee": True}
+    answers = {"ada": "return a + b", "bob": "return a - b", "dee": "return a + b"}
+    for student, answer in answers.items():
+        pages = list((term["homes"] / student / "tiny" / "feedback").rglob("*.html"))
+        assert len(pages) == 1, (student, pages)
+        text = pages[0].read_text()
+        assert answer in text and "BEGIN HIDDEN TESTS" not in text
+        others = [s for s in answers if s != student and answers[s] != answer]
+        assert all(answers[o] not in text for o in others)
+    assert not (term["homes"] / "cy").exists()
