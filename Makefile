@@ -49,11 +49,11 @@ data: setup                  ## find or fetch the data sets and cache decoded te
 release: setup               ## regenerate assignments/ from solutions/ with nbgrader
 	$(BIN)/python -m course_grading.grading release
 
-# tests/test_book.py opens the course book in Debian's headless Chromium and chromedriver
+# the browser tests (the book, JupyterLab, the Formgrader) drive Debian's headless Chromium
 browser:                     ## install chromium + chromium-driver when missing (root: apt-get)
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium and chromium-driver (apt-get) for tests/test_book.py"; \
+	    echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      chromium chromium-driver >/dev/null; \
 	  elif [ "$${CI:-}" = true ]; then \

@@ -3,6 +3,8 @@
     course check ASSIGNMENT [NOTEBOOK]      students: run the visible tests, print a table
     course release [ASSIGNMENT ...]         instructors: regenerate assignments/ from solutions/
     course grade ASSIGNMENT SUBMISSIONS     instructors: grade a class in parallel sandboxes
+    course export ASSIGNMENT                instructors: final grades and feedback after the
+                                            written answers were graded in the Formgrader
     course publish OUT                      instructors: write the student edition into OUT
 
 The student edition (``course publish``) holds only what ``check`` needs, so there the
@@ -170,6 +172,18 @@ def grade(args) -> int:
     return 0
 
 
+def export(assignment: str) -> int:
+    from . import export as final
+
+    try:
+        result = final.export(grading.REPO, assignment)
+    except FileNotFoundError as error:
+        print(f"course export: {error}", file=sys.stderr)
+        return 2
+    print(final.summary(result))
+    return 0
+
+
 # ---------------------------------------------------------------------------- publish
 def publish(out: str) -> int:
     from .publish import PublishError, publish as write_edition
@@ -201,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
         g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
         g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
+        e = commands.add_parser("export", help="final grades and feedback after grading by hand "
+                                "in the Formgrader -> build/grading/<assignment>/final.csv")
+        e.add_argument("assignment")
         p = commands.add_parser("publish", help="write the student edition into a folder")
         p.add_argument("out", help="an empty folder, or an earlier student edition")
     args = parser.parse_args(argv)
@@ -210,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         return release(args.assignments)
     if args.command == "publish":
         return publish(args.out)
+    if args.command == "export":
+        return export(args.assignment)
     return grade(args)
 
 

@@ -3,7 +3,7 @@
 This repository is the instructor's: ``solutions/`` holds every answer and every hidden test.
 Students get a copy without them: the lecture notebooks, the student release of every
 assignment, ``course_lib``, the part of ``course_grading`` that ``course check`` needs, the
-install files, and a README, Makefile and nbgrader configuration of their own
+install files, the JupyterLab screenshots of ``docs/``, and a README, Makefile and nbgrader configuration of their own
 (``course_grading/student_edition/``). Nothing else is copied: no ``solutions/``, no gradebook,
 no tests, no class grading (``grader``, ``redteam``), no book or measurements (``course_site``).
 
@@ -83,6 +83,9 @@ def publish(out: Path | str, repo: Path = grading.REPO) -> list[Path]:
         shutil.copy2(notebook, out / "notebooks" / notebook.name)
     for name in COPIED:
         shutil.copy2(repo / name, out / name)
+    (out / "docs").mkdir()
+    for image in sorted((repo / "docs").glob("lab-*.png")):   # the README's screenshots
+        shutil.copy2(image, out / "docs" / image.name)
     (out / "pyproject.toml").write_text(student_pyproject(repo))
     course_id = grading.load_config(repo).CourseDirectory.course_id
     (out / "nbgrader_config.py").write_text(

@@ -19,16 +19,13 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
+from browser import chromium
 from course_site import book, build
 from course_lib import paths
 from course_lib.paths import build_dir
 
 # no data set needed, seconds each: figures, display equations, an interact widget, tqdm bars
 SMALL_SET = ["03_bayesian_view", "08_rl_basics"]
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,900"]
 SCREENSHOTS = build_dir() / "book-screenshots"  # the real build/, not the test's COURSE_BUILD
 
 RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.41},
@@ -149,24 +146,6 @@ def test_course_build_renders_the_book(tmp_path, monkeypatch):
     assert (tmp_path / "book" / "_static" / "mathjax" / "MathJax.js").exists()
 
 
-def browser():
-    """Headless Chromium under Selenium, with Debian's chromedriver (nothing downloaded)."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = "chromium / chromium-driver missing: `make test` installs them (as root)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return options, Service(executable_path=str(CHROMEDRIVER))
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """(the book's folder, results.json) of a build of SMALL_SET, or of COURSE_BOOK_TEST_BUILD."""
@@ -227,15 +206,8 @@ def visit_all(root: Path, shots: dict[str, str] | None = None) -> dict[Path, dic
     """Open every page of the site under ``root`` (file://) and return what JS_PAGE saw, with
     the browser's log; ``shots``: page (relative) → screenshot name under SCREENSHOTS (a second
     one, ``<name>-figure.png``, centred on the page's first figure when it has one)."""
-    from selenium import webdriver
-
-    options, service = browser()
-    profile = root.parent / f"chromium-profile-{root.name}"
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_script_timeout(60)
     seen = {}
-    try:
+    with chromium(root.parent / f"chromium-profile-{root.name}") as driver:
         pages = sorted(p for p in root.rglob("*.html") if "_static" not in p.parts)
         for page in sorted(pages, key=lambda p: p != root / "index.html"):  # home first
             driver.get(page.as_uri())
@@ -250,9 +222,6 @@ def visit_all(root: Path, shots: dict[str, str] | None = None) -> dict[Path, dic
                     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})",
                                           figure[0])
                     driver.save_screenshot(str(SCREENSHOTS / f"{name}-figure.png"))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     return seen
 
 

@@ -43,3 +43,20 @@ def test_old_import_path_of_released_notebooks_still_works():
     from course_lib.grading import expect_written
 
     assert expect_written is checks.expect_written
+
+
+def test_a_stub_called_from_a_cell_is_named_in_one_line():
+    """checks that a bare NotImplementedError raised by a function defined in a notebook cell
+    names that function, and that any other error keeps IPython's usual traceback."""
+    cell = compile("def prototypes(x):\n    raise NotImplementedError()\n",
+                   "/tmp/ipykernel_42/1234.py", "exec")
+    namespace: dict = {}
+    exec(cell, namespace)
+    with pytest.raises(NotImplementedError) as stub:
+        namespace["prototypes"](1)
+    assert checks.unwritten_part(stub.value) == "prototypes"
+    line = checks._short_traceback(None, NotImplementedError, stub.value, stub.tb)
+    assert len(line) == 1 and "prototypes is not written yet" in line[0]
+    for error in (NotImplementedError("torch has no such kernel"), ValueError()):
+        assert checks.unwritten_part(error) is None
+    assert checks.show_unwritten_parts() is False   # not in IPython

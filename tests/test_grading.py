@@ -5,7 +5,8 @@
     error; (c) the untouched release scores 0; (d) a submission that solves exactly one part
 scores exactly that part's points, so the parts are independent. A part that a person grades
 (a written answer: a cell that is both a solution and a grade cell) scores 0 when autograded;
-answered, it must be flagged for manual grading instead.
+answered, it must be flagged for manual grading instead; (e) graded by hand in nbgrader's
+Formgrader (in headless Chromium), its points and comment reach both exports and the feedback.
 
 Each assignment's class (the solution and one submission per part) is graded in one batch by
 ``course grade`` (:func:`course_grading.grader.grade`, parallel sandboxes), so each notebook
@@ -229,3 +230,84 @@ def test_each_part_scores_alone(course, assignment, notebook, part, tmp_path_fac
     assert scores == expected_scores(assignment, {part}), scores
     flagged = flagged_for_manual_grading(course, assignment, f"only-{part}")
     assert flagged == ({part} & manual_parts(assignment)), flagged
+
+
+# ---------------------------------------------------------------------------- (e) by hand
+def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factory):
+    """Checks manual grading in nbgrader's Formgrader, in headless Chromium: an instructor logs
+    in with the server's token, opens the solution's black_box submission, gives its written
+    `analysis` 1.5 of 2 points and a comment; then nbgrader's own export and `course export`
+    include the points, the comment reaches the CSV and the student's feedback page, and
+    nothing is left to grade for that student."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from browser import TOKEN, chromium, jupyter_env, jupyter_server
+    from selenium.webdriver.common.keys import Keys
+
+    from course_grading import export
+
+    assignment, student, part = "black_box", "solution", "analysis"
+    assert part in manual_parts(assignment)
+    graded(course, assignment, tmp_path_factory)
+    before = grading.part_scores(course, assignment, student)
+    assert before[part] == 0 and part in flagged_for_manual_grading(course, assignment, student)
+    comment = "Both ingredients named; give the number of steps from notebook 04 for (2)."
+    home = tmp_path_factory.mktemp("formgrader")
+    env = jupyter_env(home, f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    argv = [sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={course}"]
+    shots = grading.REPO / "build" / "formgrader-screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with jupyter_server(argv, course, env, home / "server.log") as url, \
+            chromium(home / "profile") as driver:
+        driver.get(f"{url}/login?next=/formgrader/gradebook/{assignment}/{assignment}")
+        driver.find_element("css selector", "input[type=password]").send_keys(TOKEN, Keys.ENTER)
+        link = "return [...document.querySelectorAll('a')].find(a => a.textContent.trim() " \
+               f"=== '{student}')?.href"
+        href = _wait_for(lambda: driver.execute_script(link))
+        driver.save_screenshot(str(shots / "1-submissions.png"))
+        driver.get(href)
+        box = _wait_for(lambda: driver.find_elements("id", part))[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        box.send_keys("1.5", Keys.TAB)
+        driver.find_element("id", f"{part}-comment").send_keys(comment, Keys.TAB)
+        _wait_for(lambda: grading.part_scores(course, assignment, student)[part] == 1.5)
+        driver.save_screenshot(str(shots / "2-graded-by-hand.png"))
+    after = grading.part_scores(course, assignment, student)
+    assert after == {**before, part: 1.5, "total": before["total"] + 1.5}, after
+    assert part not in flagged_for_manual_grading(course, assignment, student)
+
+    out = tmp_path_factory.mktemp("export") / "grades.csv"   # nbgrader's own export
+    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(out)], cwd=course,
+                   env=env, check=True, capture_output=True)
+    rows = {r["student_id"]: r for r in _csv(out) if r["assignment"] == assignment}
+    assert float(rows[student]["raw_score"]) == after["total"]
+
+    result = export.export(course, assignment)
+    row = {r["student"]: r for r in _csv(Path(result["csv"]))}[student]
+    assert float(row[part]) == 1.5 and float(row["total"]) == after["total"]
+    assert row["still_to_grade"] == "" and f"{part}: {comment}" in row["comments"]
+    assert student not in result["still_to_grade"]
+    page = (course / "feedback" / student / assignment / f"{assignment}.html").read_text()
+    assert f"<td>{part}</td><td>1.5</td>" in page and comment in page
+    assert "BEGIN HIDDEN TESTS" not in page
+
+
+def _wait_for(probe, seconds: float = 30):
+    """``probe()``'s first truthy value, polled until ``seconds`` have passed."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"gave up waiting after {seconds} s"
+        time.sleep(0.2)
+    return value
+
+
+def _csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

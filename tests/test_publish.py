@@ -13,7 +13,9 @@ downloading 6 GB again; the student edition itself is installed by pip from its 
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -88,6 +90,8 @@ def test_edition_holds_what_a_student_needs(edition):
         assert (edition / name).is_file(), name
     readme = (edition / "README.md").read_text()
     assert "make setup" in readme and "make lab" in readme and "course check" in readme
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme)
+    assert images and all((edition / image).is_file() for image in images), images
 
 
 def test_edition_holds_no_instructor_file(edition):
@@ -146,19 +150,36 @@ def _fresh_venv(root: Path) -> Path:
     return root / "bin"
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, Path]:
+    """The edition installed with pip into a fresh venv (as its `make setup` does, dependencies
+    borrowed): ``(edition, venv's bin/)``."""
+    root = tmp_path_factory.mktemp("installed")
+    out = root / "edition"
+    publish.publish(out)
+    bin_ = _fresh_venv(root / "venv")
+    subprocess.run([str(bin_ / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "-e", str(out)], check=True)
+    subprocess.run([str(bin_ / "python"), "-m", "ipykernel", "install", "--sys-prefix",
+                    "--name", "python3"], check=True, capture_output=True)
+    return out, bin_
+
+
+def _untouched(edition: Path, assignment: str) -> Path:
+    release = edition / "assignments" / assignment / f"{assignment}.ipynb"
+    release.write_bytes((REPO / "assignments" / assignment / release.name).read_bytes())
+    return release
+
+
 @pytest.mark.slow
-def test_student_edition_installs_and_checks(tmp_path):
+def test_student_edition_installs_and_checks(installed):
     """Checks that pip installs the edition into a fresh venv (its `course` command, imported
     from the edition) and that `course check bayes` there reports `not answered yet` on the
     untouched assignment and `passed` on every part once it is solved."""
-    out = tmp_path / "edition"
-    publish.publish(out)
-    bin_ = _fresh_venv(tmp_path / "venv")
-    subprocess.run([str(bin_ / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-e", str(out)], check=True)
+    out, bin_ = installed
     where = subprocess.run([str(bin_ / "python"), "-c", "import course_lib, course_grading.cli;"
                             "print(course_lib.__file__, course_grading.cli.INSTRUCTOR)"],
-                           cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+                           cwd=out.parent, check=True, capture_output=True, text=True).stdout
     assert where.split() == [str(out / "course_lib" / "__init__.py"), "False"]
     env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
 
@@ -167,10 +188,10 @@ def test_student_edition_installs_and_checks(tmp_path):
                               capture_output=True, text=True, timeout=300)
 
     parts = grading.part_points(REPO / "solutions" / "bayes" / "bayes.ipynb")
+    release = _untouched(out, "bayes")
     untouched = check()
     assert untouched.returncode == 1, untouched.stdout + untouched.stderr
     assert untouched.stdout.count("not answered yet") == len(parts), untouched.stdout
-    release = out / "assignments" / "bayes" / "bayes.ipynb"
     source = nbformat.read(REPO / "solutions" / "bayes" / "bayes.ipynb", as_version=4)
     nbformat.write(submissions.solved(nbformat.read(release, as_version=4), source), release)
     solved = check()
@@ -179,6 +200,139 @@ def test_student_edition_installs_and_checks(tmp_path):
             line.split()[0] in parts]
     assert len(rows) == len(parts) and all("passed" in row for row in rows), solved.stdout
     assert "all visible tests pass" in solved.stdout
+
+
+# ---------------------------------------------------------------------------- in JupyterLab
+LAB_SHOTS = REPO / "build" / "lab-screenshots"
+NOTEBOOK = "const nb = jupyterapp.shell.currentWidget;"
+BUSY = NOTEBOOK + """return !(nb && nb.content && nb.sessionContext?.session?.kernel?.status === 'idle')
+  || nb.content.widgets.some(c => c.model.type === 'code' && c.promptNode?.textContent.includes('*'))"""
+CELLS = NOTEBOOK + """return nb.content.widgets.map(c => ({
+  id: (c.model.getMetadata('nbgrader') || {}).grade_id || null,
+  source: c.model.sharedModel.getSource(),
+  outputs: c.model.type === 'code' ? c.model.outputs.toJSON() : []}))"""
+SHOW = NOTEBOOK + "nb.content.widgets[arguments[0]].node.scrollIntoView({block: arguments[1]})"
+# the student's answer to Part 1, typed as a student types it: JupyterLab indents after the
+# `def` line and closes each bracket, and typing the closing bracket steps over it
+ANSWER = ["def posterior_mean_var(y, theta, tau2, sigma2):",
+          "v = tau2 * sigma2 / (sigma2 + y.shape[-1] * tau2)",
+          "return v * (theta / tau2 + y.sum(-1) / sigma2), torch.tensor(v)"]
+
+
+def _lab_settings(settings: Path) -> None:
+    """No news pop-up over the screenshots; every cell in the page (no windowing)."""
+    for name, value in {"apputils-extension/notification": {"fetchNews": "false"},
+                        "notebook-extension/tracker": {"windowingMode": "none"}}.items():
+        path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+
+def _idle(driver, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    time.sleep(0.5)
+    while _busy(driver):
+        assert time.monotonic() < deadline, f"the notebook was still busy after {seconds} s"
+        time.sleep(0.3)
+
+
+def _busy(driver) -> bool:
+    from selenium.common.exceptions import JavascriptException
+
+    try:
+        return driver.execute_script(BUSY)
+    except JavascriptException:   # JupyterLab is still loading
+        return True
+
+
+def _errors(cell: dict) -> list[str]:
+    return ["\n".join(o["traceback"]) for o in cell["outputs"] if o["output_type"] == "error"]
+
+
+def _text(cell: dict) -> str:
+    return "".join(o.get("text", "") for o in cell["outputs"])
+
+
+@pytest.mark.slow
+def test_a_students_work_in_jupyterlab(installed, tmp_path):
+    """Checks the README's flow for a student in JupyterLab, served from the installed edition
+    and driven in headless Chromium: Run All stops at the first unwritten part with one line
+    that names it (no traceback), a typed answer makes that part's visible test pass on the
+    next Run All, and `!course check bayes` in a cell reports that part passed and the others
+    not answered yet. Screenshots of each step go to build/lab-screenshots/."""
+    from browser import TOKEN, chromium, jupyter_env, jupyter_server
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    out, bin_ = installed
+    _untouched(out, "bayes")
+    env = jupyter_env(tmp_path / "jupyter", f"{bin_}:{os.environ['PATH']}")
+    _lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
+    argv = [str(bin_ / "python"), "-m", "jupyterlab", f"--ServerApp.root_dir={out}",
+            "--LabApp.expose_app_in_browser=True"]   # window.jupyterapp, to run commands
+    LAB_SHOTS.mkdir(parents=True, exist_ok=True)
+    with jupyter_server(argv, out, env, tmp_path / "lab.log") as url, \
+            chromium(tmp_path / "profile") as driver:
+        driver.get(f"{url}/lab/tree/assignments/bayes/bayes.ipynb?token={TOKEN}")
+        _idle(driver)
+        run_all = "return jupyterapp.commands.execute('notebook:run-all-cells')"
+
+        driver.execute_script(run_all)
+        _idle(driver)
+        cells = driver.execute_script(CELLS)
+        failed = [i for i, c in enumerate(cells) if _errors(c)]
+        assert len(failed) == 1, [cells[i]["source"][:60] for i in failed]  # Run All stops
+        first = failed[0]
+        assert _errors(cells[first])[0].count("\n") == 0, _errors(cells[first])
+        assert "posterior_mean_var is not written yet" in _errors(cells[first])[0]
+        assert "Traceback" not in _errors(cells[first])[0]
+        driver.execute_script(SHOW, first, "center")
+        driver.save_screenshot(str(LAB_SHOTS / "1-not-written-yet.png"))
+
+        answer = [c["id"] for c in cells].index("posterior_mean_var")
+        driver.execute_script(NOTEBOOK + "nb.content.activeCellIndex = arguments[0]; "
+                              "nb.content.mode = 'edit'; nb.content.activeCell.editor.focus()",
+                              answer)
+        driver.execute_script(SHOW, answer, "center")
+        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
+            .send_keys(Keys.ENTER.join(ANSWER)).perform()
+        cells = driver.execute_script(CELLS)
+        assert cells[answer]["source"] == "\n    ".join(ANSWER), cells[answer]["source"]
+        driver.save_screenshot(str(LAB_SHOTS / "2-answer-typed.png"))
+
+        driver.execute_script(run_all)
+        _idle(driver)
+        cells = driver.execute_script(CELLS)
+        visible = [c["id"] for c in cells].index("posterior_mean_var-visible")
+        assert not _errors(cells[visible]), _errors(cells[visible])
+        assert "posterior_mean_var: visible tests passed" in _text(cells[visible])
+        failed = [i for i, c in enumerate(cells) if _errors(c)]
+        assert len(failed) == 1 and "gaussian_entropy is not written yet" in \
+            _errors(cells[failed[0]])[0]
+        driver.execute_script(SHOW, visible, "center")
+        driver.save_screenshot(str(LAB_SHOTS / "3-visible-test-passed.png"))
+
+        # the README: save, then `!course check bayes` in a cell
+        driver.execute_script("return jupyterapp.commands.execute('docmanager:save')")
+        driver.execute_script(NOTEBOOK + "nb.content.activeCellIndex = arguments[0]",
+                              len(cells) - 1)
+        driver.execute_script("return jupyterapp.commands.execute('notebook:insert-cell-below')")
+        driver.execute_script(NOTEBOOK + "nb.content.mode = 'edit'; "
+                              "nb.content.activeCell.editor.focus()")
+        ActionChains(driver).send_keys("!course check bayes").perform()
+        driver.execute_script("return jupyterapp.commands.execute('notebook:run-cell')")
+        _idle(driver, 300)
+        cells = driver.execute_script(CELLS)
+        driver.execute_script(SHOW, len(cells) - 1, "end")
+        driver.save_screenshot(str(LAB_SHOTS / "4-course-check.png"))
+    table = _text(cells[-1])
+    rows = {line.split()[0]: line for line in table.splitlines() if line.split()[:1]}
+    assert "passed" in rows["posterior_mean_var"], table
+    assert "not answered yet" in rows["gaussian_entropy"], table
+    assert "not answered yet" in rows["empirical_bayes"], table
+    assert "some parts need work" in table
 
 
 def test_check_sees_answers_in_the_released_file_itself():
