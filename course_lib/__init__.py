@@ -21,7 +21,8 @@ their own beside it; nothing here imports them.
 - :mod:`course_lib.continual` — continual learning: streams, replay, EWC, La-MAML, the accuracy matrix R
 - :mod:`course_lib.rl`       — RL basics: returns, gridworld, value iteration, bandits, Q-learning, REINFORCE
 - :mod:`course_lib.plots`    — the figures notebooks share
-- :mod:`course_lib.results`  — headline figures of a notebook, for ``build/results.json``
+- :mod:`course_lib.results`  — headline figures of a notebook and its claims (``Claims``), for ``build/results.json``
+- :mod:`course_lib.quiz`     — check-your-understanding questions with instant feedback
 - :mod:`course_lib.checks`   — test-cell helpers: ``expect_written``, ``expect_raises``
 """
 from .budget import Budget, get_budget

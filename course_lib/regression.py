@@ -1,9 +1,9 @@
 """Regression task families: sinusoids, as in the MAML paper (Finn et al. 2017, §5.1).
 
-Task 𝒯ᵢ: y = A sin(x − φ) with amplitude A ~ U[0.1, 5], phase φ ~ U[0, π], inputs
+Task 𝒯ᵢ: y = A sin(x − b) with amplitude A ~ U[0.1, 5], phase b ~ U[0, π], inputs
 x ~ U[−5, 5]. An episode holds K support points (𝒟ᵗʳ) and some query points (𝒟ᵗˢ) of one
 task, in the same :class:`~course_lib.episodes.Episode` type as classification; ``classes``
-holds (A, φ). Used by ``notebooks/05_maml.ipynb``.
+holds (A, b). Used by ``notebooks/05_maml.ipynb``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class SinusoidSampler:
     Args:
         shots: K, support points per task.
         queries: query points per task.
-        amplitude: range of A. phase: range of φ. x_range: range of x.
+        amplitude: range of A. phase: range of b. x_range: range of x.
         seed: seeds the sampler's generator.
     """
 
@@ -37,7 +37,7 @@ class SinusoidSampler:
         return low + (high - low) * torch.rand(*shape, generator=self.generator)
 
     def sample(self) -> Episode:
-        """One task's support (K, 1) and query (queries, 1) points and its (A, φ)."""
+        """One task's support (K, 1) and query (queries, 1) points and its (A, b)."""
         A, phi = self._uniform(self.amplitude, 1), self._uniform(self.phase, 1)
         x = self._uniform(self.x_range, self.shots + self.queries, 1)
         y = A * torch.sin(x - phi)
@@ -53,5 +53,5 @@ class SinusoidSampler:
 
 
 def sinusoid(task: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The task's true function A sin(x − φ); task = (A, φ), x: (n, 1) → (n, 1)."""
+    """The task's true function A sin(x − b); task = (A, b), x: (n, 1) → (n, 1)."""
     return task[0] * torch.sin(x - task[1])

@@ -3,6 +3,14 @@
 A notebook ends with ``report("01a_transfer_learning", budget, acc_finetune_5shot=…, …)``:
 the figures are printed (so a reader sees them) and written to
 ``build/figures/<notebook>.json`` with the budget that produced them.
+
+Every quantitative sentence of a notebook's text is a named check on the figures the notebook
+computed (:class:`Claims`): ``claims.check("fine-tuning beats scratch at 5 shots by ≥ 15
+points", ft - scratch >= 0.15)``. The notebook ends with ``claims.verify()``, which shows the
+✓/✗ table, records it in ``build/figures/<notebook>.claims.json`` (the course build puts it in
+``results.json``) and fails the cell when a claim checked at this budget does not hold, so
+``make course`` (default budget) and ``make test`` (quick) catch a sentence the numbers
+contradict. A claim that only holds with enough training names the budgets it is checked at.
 """
 from __future__ import annotations
 
@@ -10,6 +18,8 @@ import json
 
 from .budget import Budget
 from .paths import build_dir
+
+BUDGETS = ("quick", "default", "full")
 
 
 
@@ -39,3 +49,66 @@ def show_table(rows: dict, columns: list[str], title: str = "") -> None:
     for name, values in rows.items():
         cells = "".join(f"{v:>16.3f}" if isinstance(v, float) else f"{v!s:>16s}" for v in values)
         print(f"{name:{width}s}{cells}")
+
+
+class ClaimFailed(AssertionError):
+    """A sentence of the notebook that its own numbers contradict."""
+
+
+class Claims:
+    """The quantitative sentences of one notebook, each checked on the notebook's figures.
+
+    Args:
+        notebook: the notebook's name (``"08_rl_basics"``).
+        budget: the budget it runs at; a claim is checked only at the budgets it names.
+    """
+
+    def __init__(self, notebook: str, budget: Budget):
+        self.notebook, self.budget = notebook, budget
+        self.rows: dict[str, dict] = {}
+
+    def check(self, claim: str, holds, evidence: str = "", at: tuple[str, ...] = BUDGETS) -> bool:
+        """Record whether ``claim`` (the sentence, as the text says it) ``holds``.
+
+        ``evidence``: the numbers behind it, shown in the table. ``at``: the budgets where the
+        claim is meaningful (e.g. ``("default", "full")`` for one that needs enough training);
+        elsewhere it is listed as not checked.
+        """
+        if claim in self.rows:
+            raise ValueError(f"claim {claim!r} is checked twice")
+        unknown = set(at) - set(BUDGETS)
+        if unknown:
+            raise ValueError(f"unknown budget(s) {sorted(unknown)}: use {BUDGETS}")
+        checked = self.budget.name in at
+        self.rows[claim] = {"holds": bool(holds) if checked else None, "evidence": evidence,
+                            "at": list(at)}
+        return bool(holds)
+
+    def failed(self) -> list[str]:
+        return [c for c, row in self.rows.items() if row["holds"] is False]
+
+    def table(self) -> str:
+        marks = {True: "✓", False: "✗", None: "·"}
+        lines = [f"Claims of {self.notebook} at the {self.budget.name!r} budget "
+                 "(✓ holds, ✗ does not, · not checked at this budget)"]
+        for claim, row in self.rows.items():
+            where = "" if row["holds"] is not None else f"  [checked at {', '.join(row['at'])}]"
+            evidence = f"  ({row['evidence']})" if row["evidence"] else ""
+            lines.append(f"  {marks[row['holds']]} {claim}{evidence}{where}")
+        return "\n".join(lines)
+
+    def verify(self) -> dict[str, bool]:
+        """Print the table, record it, and raise :class:`ClaimFailed` if a checked claim is
+        false. Returns ``{claim: holds}`` of the claims checked at this budget."""
+        checked = {c: row["holds"] for c, row in self.rows.items() if row["holds"] is not None}
+        folder = build_dir() / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.notebook}.claims.json").write_text(json.dumps(
+            {"budget": self.budget.name, "claims": checked,
+             "not_checked": [c for c, row in self.rows.items() if row["holds"] is None]},
+            indent=2, ensure_ascii=False))
+        print(self.table())
+        if self.failed():
+            raise ClaimFailed(f"{len(self.failed())} claim(s) of {self.notebook} do not hold at "
+                              f"the {self.budget.name!r} budget: " + "; ".join(self.failed()))
+        return checked

@@ -6,7 +6,7 @@ at the budget ``COURSE_BUDGET`` names (default: ``default``) and writes
 - ``build/notebooks/<name>.ipynb`` — the executed notebook,
 - ``build/html/<name>.html`` — the same as a web page,
 - ``build/figures/`` — the figures and each notebook's headline numbers,
-- ``build/results.json`` — ``{"notebooks": {name: {"budget", "seconds", "figures"}},
+- ``build/results.json`` — ``{"notebooks": {name: {"budget", "seconds", "figures", "claims"}},
   "benchmarks": {...}, "skipped": {...}, "failed": {...}}``.
 - ``build/book/index.html`` — the course book, rendered from all of the above by
   :mod:`course_site.book`.
@@ -18,8 +18,10 @@ run ends with a list of what was skipped, why, and how to provide the data.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -33,13 +35,17 @@ from course_lib.paths import NOTEBOOKS, build_dir, lecture_notebooks
 from . import book, record
 
 
-def execute(path: Path, out: Path) -> float:
-    """Execute one notebook (cwd = its folder), save it and its HTML; return the seconds taken."""
+def execute(path: Path, out: Path, threads: int | None = None) -> float:
+    """Execute one notebook (cwd = its folder), save it and its HTML; return the seconds taken.
+    ``threads``: OMP/MKL threads of its kernel (default: as the environment says)."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+                            if threads else {})}
     try:
-        NotebookClient(nb, timeout=1800, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.execute(env=env)
     finally:
         seconds = time.perf_counter() - start
         (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -58,40 +64,90 @@ def benchmarks() -> dict:
     return {"omniglot_cached_load_seconds": round(time.perf_counter() - start, 3)}
 
 
+def reuses(path: Path) -> list[str]:
+    """The notebooks whose trained models ``path`` loads from the cache (its metadata's
+    ``"course": {"reuses": [...]}``): it runs after them."""
+    return nbformat.read(path, as_version=4).metadata.get("course", {}).get("reuses", [])
+
+
+def jobs() -> int:
+    """Notebooks executed at once: ``COURSE_JOBS``, default the machine's cores. Most notebooks
+    run one thread, so on 2 cores two of them take little longer than one."""
+    return max(1, int(os.environ.get("COURSE_JOBS", os.cpu_count() or 1)))
+
+
+def _order(paths: list[Path]) -> list[Path]:
+    """Longest first (by the seconds of the last run, when recorded), so the last to finish is
+    a short one; course order otherwise."""
+    last = record.read().get("notebooks", {})
+    return sorted(paths, key=lambda p: -last.get(p.stem, {}).get("seconds", 0.0))
+
+
 def main(folder: Path = NOTEBOOKS) -> int:
     """Execute the notebooks of ``folder`` (default: ``notebooks/``, then render the course book
-    from them); 1 if one failed, else 0."""
+    from them), :func:`jobs` at a time, each after the ones it reuses; 1 if one failed, else 0."""
     out = build_dir()
     out.mkdir(parents=True, exist_ok=True)
     budget = get_budget()
     results = {"budget": budget.name, "notebooks": {}, "skipped": {}, "failed": {}}
+    runnable = []
     for path in lecture_notebooks(folder):
-        name = path.stem
         missing = data.missing_for(path)
         if missing:
-            results["skipped"][name] = [str(err) for err in missing]
-            print(f"[skip] {name}: needs {', '.join(e.name for e in missing)}", flush=True)
-            continue
-        print(f"[run ] {name} (budget {budget.name}) …", flush=True)
-        (out / "figures" / f"{name}.json").unlink(missing_ok=True)
-        try:
-            seconds = execute(path, out)
-        except Exception as err:  # keep going: one failing notebook must not hide the others
-            results["failed"][name] = f"{type(err).__name__}: {str(err)[-2000:]}"
-            print(f"[FAIL] {name}: {type(err).__name__}", flush=True)
-            continue
-        entry = {"budget": budget.name, "seconds": round(seconds, 1), "figures": {}}
-        figures = out / "figures" / f"{name}.json"
-        if figures.exists():
-            entry["figures"] = json.loads(figures.read_text())["figures"]
-        results["notebooks"][name] = entry
-        print(f"       done in {seconds:.0f} s", flush=True)
+            results["skipped"][path.stem] = [str(err) for err in missing]
+            print(f"[skip] {path.stem}: needs {', '.join(e.name for e in missing)}", flush=True)
+        else:
+            runnable.append(path)
+    workers = min(jobs(), max(len(runnable), 1))
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending, running = _order(runnable), {}
+        while pending or running:
+            ready = [p for p in pending if not set(reuses(p)) & ({q.stem for q in pending}
+                                                                 | set(running.values()))]
+            for path in ready[:workers - len(running)]:
+                pending.remove(path)
+                print(f"[run ] {path.stem} (budget {budget.name}) …", flush=True)
+                running[pool.submit(_run, path, out, budget, threads=max(1, (os.cpu_count() or 1)
+                                                                          // workers))] = path.stem
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                outcome = future.result()
+                if "error" in outcome:
+                    results["failed"][name] = outcome["error"]
+                    print(f"[FAIL] {name}: {outcome['error'].split(':')[0]}", flush=True)
+                else:
+                    results["notebooks"][name] = outcome
+                    print(f"       {name} done in {outcome['seconds']:.0f} s", flush=True)
+    results["notebooks"] = dict(sorted(results["notebooks"].items()))
+    results["wall_seconds"] = round(time.perf_counter() - start, 1)
+    results["jobs"] = workers
     # the benchmarks `make bench` recorded stay; time the data cache when Omniglot is there
     record.update(results, benchmarks=benchmarks() if data.checked("omniglot") is None else {})
     summary(results, out)
     if Path(folder) == NOTEBOOKS:  # the book is of the course's notebooks, not a test folder's
         print(f"wrote the course book: {book.build(out)}")
     return 1 if results["failed"] else 0
+
+
+def _run(path: Path, out: Path, budget, threads: int) -> dict:
+    """Execute one notebook; its entry of results.json, or ``{"error": ...}``."""
+    name = path.stem
+    for stale in (f"{name}.json", f"{name}.claims.json"):
+        (out / "figures" / stale).unlink(missing_ok=True)
+    try:
+        seconds = execute(path, out, threads)
+    except Exception as err:  # keep going: one failing notebook must not hide the others
+        return {"error": f"{type(err).__name__}: {str(err)[-2000:]}"}
+    entry = {"budget": budget.name, "seconds": round(seconds, 1), "figures": {}}
+    figures = out / "figures" / f"{name}.json"
+    if figures.exists():
+        entry["figures"] = json.loads(figures.read_text())["figures"]
+    claims = out / "figures" / f"{name}.claims.json"
+    if claims.exists():   # a claim that does not hold fails the notebook (Claims.verify)
+        entry["claims"] = json.loads(claims.read_text())["claims"]
+    return entry
 
 
 def summary(results: dict, out: Path) -> None:

@@ -130,7 +130,7 @@ def test_course_build_renders_the_book(tmp_path, monkeypatch):
     a page per lecture notebook (stand-in executions: nothing is run)."""
     from course_lib import data
 
-    def execute(path, out):
+    def execute(path, out, threads=None):
         (out / "notebooks").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, out / "notebooks" / path.name)
         return 0.1

@@ -66,7 +66,7 @@ def fake_execute(monkeypatch):
     ``raise`` fails, one whose cell calls report writes that notebook's figures file."""
     ran = []
 
-    def execute(path, out):
+    def execute(path, out, threads=None):
         ran.append(path.stem)
         source = nbformat.read(path, as_version=4).cells[0].source
         if source.startswith("raise"):
@@ -183,6 +183,33 @@ def test_main_without_omniglot_and_without_network(env, no_network, fake_execute
     assert res["benchmarks"] == {} and "01_tiny" in res["notebooks"]
 
 
+def test_main_runs_notebooks_in_parallel_after_those_they_reuse(env, omniglot_missing,
+                                                               monkeypatch):
+    """checks that with two jobs a notebook that reuses another's model starts only after that
+    one has finished, while an independent one runs beside it; results stay in course order."""
+    events = []
+
+    def execute(path, out, threads=None):
+        events.append(("start", path.stem))
+        time.sleep(0.3 if path.stem == "01_trains" else 0.05)
+        events.append(("end", path.stem))
+        return 0.1
+
+    monkeypatch.setattr(build, "execute", execute)
+    monkeypatch.setenv("COURSE_JOBS", "2")
+    write_notebook(env, "01_trains")
+    reuser = new_notebook(cells=[new_code_cell("1")])
+    reuser.metadata["course"] = {"reuses": ["01_trains"]}
+    nbformat.write(reuser, env / "02_reuses.ipynb")
+    write_notebook(env, "03_alone")
+    assert build.main(folder=env) == 0
+    assert events.index(("end", "01_trains")) < events.index(("start", "02_reuses"))
+    assert events.index(("start", "03_alone")) < events.index(("end", "01_trains"))
+    res = results_json(env)
+    assert list(res["notebooks"]) == ["01_trains", "02_reuses", "03_alone"]
+    assert res["jobs"] == 2 and res["wall_seconds"] >= 0.3
+
+
 # ---------------------------------------------------------------------------- main, real kernels
 @pytest.mark.slow
 def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
@@ -192,7 +219,10 @@ def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
     write_notebook(env, "01_needs_omniglot", "raise SystemExit('must not run')",
                    needs=["omniglot"])
     write_notebook(env, "02_tiny",
-                   "import time\ntime.sleep(1.0)\n" + REPORT_CELL.format(name="02_tiny"))
+                   "import time\ntime.sleep(1.0)\n" + REPORT_CELL.format(name="02_tiny")
+                   + '\nfrom course_lib.results import Claims\nclaims = Claims("02_tiny", get_budget())'
+                   '\nclaims.check("x is one", True)\nclaims.check("only at full", False, at=("full",))'
+                   '\nclaims.verify()')
     start = time.perf_counter()
     assert build.main(folder=env) == 0
     wall = time.perf_counter() - start
@@ -200,6 +230,7 @@ def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
     record = res["notebooks"]["02_tiny"]
     assert 1.0 <= record["seconds"] <= round(wall, 1)
     assert record["figures"] == {"x": 1.0}
+    assert record["claims"] == {"x is one": True}   # the other is not checked at quick
     assert record["budget"] == "quick"
     assert list(res["notebooks"]) == ["02_tiny"]
     (message,) = res["skipped"]["01_needs_omniglot"]

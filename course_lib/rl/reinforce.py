@@ -112,7 +112,7 @@ class ReinforceHistory:
         """The mean return over the last ``window`` episodes after each episode (fewer at first)."""
         return running_mean(self.returns, window)
 
-    def episodes_to(self, target: float = 195.0, window: int = 100) -> int | None:
+    def episodes_to(self, target: float = 475.0, window: int = 100) -> int | None:
         """Training episodes until the mean return of the last ``window`` episodes first reaches
         ``target`` (counting only full windows), or None if it never does."""
         r = torch.tensor(self.returns, dtype=DTYPE)
@@ -131,8 +131,10 @@ def train_reinforce(policy, make_env=cartpole, episodes: int = 1000, batch: int 
 
     Every step t is weighted by Ψ_t from :func:`episode_weights` (``"rtg"``: the reward-to-go
     G_t; ``"return"``: the whole episode's return G_0), normalised over the batch to mean 0 and
-    standard deviation 1 when ``normalise`` (subtracting the mean is a baseline; it lowers the
-    variance and leaves the expected gradient unchanged).
+    standard deviation 1 when ``normalise``. Subtracting the mean is a baseline that lowers the
+    variance; because the batch mean includes each episode's own weights it shifts the expected
+    gradient by a term of order 1/batch, and dividing by the standard deviation rescales each
+    batch's step, so the normalised estimate is stabler but not exactly unbiased.
 
     Args:
         policy: π_θ, states (B, obs_dim) → logits (B, A); trained in place.

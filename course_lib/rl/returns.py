@@ -42,7 +42,10 @@ def episode_weights(rewards, gamma: float, weighting: str = "rtg") -> torch.Tens
 
     ``"return"``: the whole episode's return G_0 at every step (each action is credited with
     rewards that came before it too). ``"rtg"``: the reward-to-go G_t (each action only with the
-    rewards that follow it: better credit assignment, same expected gradient, less variance).
+    rewards that follow it: better credit assignment, less variance). With γ = 1 both give the
+    same expected gradient. With γ < 1 the gradient of E[G_0] weights step t by γᵗ G_t; G_t
+    alone, as here and in most implementations, leaves γᵗ out, so it is not an unbiased
+    estimate of ∇E[G_0] (it weighs late steps as much as early ones).
 
     Args:
         rewards: R_1 … R_T of one episode, shape (T,).
