@@ -237,17 +237,20 @@ def results_page(results: dict) -> str:
     lines = ["# Results", "", f"The figures of the last build (budget **{results.get('budget')}**, "
              "from `build/results.json`). The papers' values are at paper scale "
              "(`make paper`, a GPU); the notebooks run at a laptop's budget.", "",
-             "| notebook | status | budget | run time (s) | figures |", "|---|---|---|---|---|"]
+             "| notebook | status | budget | run time (s) | figures | claims hold |",
+             "|---|---|---|---|---|---|"]
     names = sorted({*results["notebooks"], *results.get("skipped", {}),
                     *results.get("failed", {})})
     for name in names:
         record = results["notebooks"].get(name)
         if record is None:
             status = "skipped" if name in results.get("skipped", {}) else "failed"
-            lines.append(f"| {{doc}}`{name} <notebooks/{name}>` | {status} | — | — | — |")
+            lines.append(f"| {{doc}}`{name} <notebooks/{name}>` | {status} | — | — | — | — |")
         else:
+            claims = record.get("claims", {})
+            held = f"{sum(claims.values())} of {len(claims)}" if claims else "—"
             lines.append(f"| {{doc}}`{name} <notebooks/{name}>` | executed | {record['budget']} | "
-                         f"{record['seconds']:.0f} | {len(record['figures'])} |")
+                         f"{record['seconds']:.0f} | {len(record['figures'])} | {held} |")
     for name, record in results["notebooks"].items():
         lines += ["", f"## {name}", "", f"Budget **{record['budget']}**, run time "
                   f"{record['seconds']:.0f} s: {{doc}}`the notebook <notebooks/{name}>`.", "",
@@ -257,6 +260,9 @@ def results_page(results: dict) -> str:
             paper, source = PAPER.get((name, key), (None, "—"))
             lines.append(f"| `{key}` | {fmt(value)} | {record['budget']} | "
                          f"{record['seconds']:.0f} | {fmt(paper)} | {source} |")
+        if record.get("claims"):
+            lines += ["", "| claim of the text | holds |", "|---|---|"]
+            lines += [f"| {claim} | {'✓' if ok else '✗'} |" for claim, ok in record["claims"].items()]
     lines += ["", "## Benchmarks", ""]
     if results.get("benchmarks"):
         lines += ["| benchmark | value |", "|---|---|"]

@@ -152,6 +152,10 @@ def _run(path: Path, out: Path, budget, threads: int) -> dict:
 
 def summary(results: dict, out: Path) -> None:
     print(f"\nwrote {out / record.NAME}: {len(results['notebooks'])} notebooks executed")
+    if results["notebooks"]:
+        total = sum(r["seconds"] for r in results["notebooks"].values())
+        print(f"notebooks: {results.get('wall_seconds', total):.0f} s wall time with "
+              f"{results.get('jobs', 1)} at once ({total:.0f} s of notebook time)")
     for name, why in results["failed"].items():
         print(f"\nFAILED {name}: {why}")
     if results["skipped"]:

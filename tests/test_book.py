@@ -30,7 +30,8 @@ SCREENSHOTS = build_dir() / "book-screenshots"  # the real build/, not the test'
 
 RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.41},
            "notebooks": {"05_maml": {"budget": "quick", "seconds": 61.0, "figures": {
-               "maml_omniglot_5w1s_acc": 0.9012, "maml_train_steps": 100.0}}},
+               "maml_omniglot_5w1s_acc": 0.9012, "maml_train_steps": 100.0},
+               "claims": {"MAML beats the linear probe": True, "α = 0.4 is for the long run": False}}},
            "skipped": {"06_prototypical_networks": ["Omniglot is missing: set COURSE_DATA"]},
            "failed": {"04_black_box_meta_learning": "RuntimeError: boom"}}
 
@@ -38,7 +39,8 @@ RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.4
 # ---------------------------------------------------------------------------- pages, fast
 def test_results_page_puts_paper_values_beside_figures():
     """checks a figure with a paper value gets it and its source, one without gets "—", every
-    notebook has a status row, and the benchmarks are listed."""
+    notebook has a status row (with how many of its claims hold), its claims are listed, and
+    the benchmarks are listed."""
     page = book.results_page(RESULTS)
     assert "| `maml_omniglot_5w1s_acc` | 0.9012 | quick | 61 | 0.987 | MAML, Finn" in page
     assert "| `maml_train_steps` | 100 | quick | 61 | — | — |" in page
@@ -46,6 +48,8 @@ def test_results_page_puts_paper_values_beside_figures():
     assert "06_prototypical_networks <notebooks/06_prototypical_networks>` | skipped" in page
     assert "04_black_box_meta_learning <notebooks/04_black_box_meta_learning>` | failed" in page
     assert "| `omniglot_cached_load_seconds` | 0.41 |" in page
+    assert "| executed | quick | 61 | 2 | 1 of 2 |" in page
+    assert "| MAML beats the linear probe | ✓ |" in page and "| α = 0.4 is for the long run | ✗ |" in page
 
 
 def test_paper_values_name_real_figures():
