@@ -269,11 +269,16 @@ def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factor
         href = _wait_for(lambda: driver.execute_script(link))
         driver.save_screenshot(str(shots / "1-submissions.png"))
         driver.get(href)
-        box = _wait_for(lambda: driver.find_elements("id", part))[0]
+        # the page's script has fetched the grades and comments it saves into (on a busy
+        # machine that can take seconds after the inputs are on the page)
+        _wait_for(lambda: driver.execute_script(
+            "return !!(window.formgrader && formgrader.grades && formgrader.grades.loaded "
+            "&& formgrader.comments && formgrader.comments.loaded)"), 60)
+        box = driver.find_element("id", part)
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
         box.send_keys("1.5", Keys.TAB)
         driver.find_element("id", f"{part}-comment").send_keys(comment, Keys.TAB)
-        _wait_for(lambda: grading.part_scores(course, assignment, student)[part] == 1.5)
+        _wait_for(lambda: grading.part_scores(course, assignment, student)[part] == 1.5, 60)
         driver.save_screenshot(str(shots / "2-graded-by-hand.png"))
     after = grading.part_scores(course, assignment, student)
     assert after == {**before, part: 1.5, "total": before["total"] + 1.5}, after
