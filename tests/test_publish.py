@@ -283,7 +283,10 @@ def test_a_students_work_in_jupyterlab(installed, tmp_path):
         _idle(driver)
         cells = driver.execute_script(CELLS)
         failed = [i for i, c in enumerate(cells) if _errors(c)]
-        assert len(failed) == 1, [cells[i]["source"][:60] for i in failed]  # Run All stops
+        # Run All stops at the first error (a busy kernel may still run a cell already queued:
+        # that one can only fail for the same reason)
+        assert failed and all("is not written yet" in _errors(cells[i])[0] for i in failed), \
+            [_errors(cells[i]) for i in failed]
         first = failed[0]
         assert _errors(cells[first])[0].count("\n") == 0, _errors(cells[first])
         assert "posterior_mean_var is not written yet" in _errors(cells[first])[0]
@@ -309,8 +312,8 @@ def test_a_students_work_in_jupyterlab(installed, tmp_path):
         assert not _errors(cells[visible]), _errors(cells[visible])
         assert "posterior_mean_var: visible tests passed" in _text(cells[visible])
         failed = [i for i, c in enumerate(cells) if _errors(c)]
-        assert len(failed) == 1 and "gaussian_entropy is not written yet" in \
-            _errors(cells[failed[0]])[0]
+        assert failed and all("gaussian_entropy is not written yet" in _errors(cells[i])[0]
+                              for i in failed), [_errors(cells[i]) for i in failed]
         driver.execute_script(SHOW, visible, "center")
         driver.save_screenshot(str(LAB_SHOTS / "3-visible-test-passed.png"))
 
