@@ -73,6 +73,8 @@ def export(course_root: Path | str, assignment: str) -> dict:
     course_root = Path(course_root).resolve()
     config = grading.load_config(course_root)
     source_dir = course_root / config.CourseDirectory.source_directory / assignment
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
     points: dict[str, float] = {}
     for path in sorted(source_dir.glob("*.ipynb")):
         for part, value in grading.part_points(path).items():

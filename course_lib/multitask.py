@@ -12,8 +12,8 @@ This module holds the pieces of notebook 02 and the ``multitask`` assignment:
   heads, independent networks, sharing only the upper layers) and conditioning on a one-hot
   task descriptor zᵢ (concatenation, multiplicative gating);
 - the weighted objective (:func:`weighted_loss`), uncertainty weighting (Kendall et al. 2018),
-  GradNorm (Chen et al. 2018), gradient surgery (:func:`pcgrad`, Yu et al. 2020) and soft
-  sharing (:func:`soft_tie`), each as one step-gradient function (:func:`weighting_method`)
+  GradNorm (Chen et al. 2018), the Pareto-seeking MGDA (:func:`min_norm_weights`, Sener &
+  Koltun 2018), gradient surgery (:func:`pcgrad`, Yu et al. 2020) and soft sharing (:func:`soft_tie`), each as one step-gradient function (:func:`weighting_method`)
   called by one loop, :func:`train_multitask`.
 """
 from __future__ import annotations
@@ -326,6 +326,39 @@ def pcgrad(grads: torch.Tensor, generator: torch.Generator | None = None) -> tor
     return projected.sum(0)
 
 
+def min_norm_weights(grads: torch.Tensor, iters: int = 50) -> torch.Tensor:
+    """MGDA's weights (Sener & Koltun 2018): the α on the simplex whose combination of the task
+    gradients is shortest,
+
+        α = argmin_{α ≥ 0, Σᵢ αᵢ = 1} ‖Σᵢ αᵢ gᵢ‖².
+
+    If that norm is 0, θ is Pareto-stationary (no direction lowers every ℒᵢ); otherwise
+    −Σᵢ αᵢ gᵢ lowers all of them at once. Solved by Frank–Wolfe with exact line search: from α,
+    move towards the task t whose gradient has the smallest inner product with the current
+    combination (for two tasks one step reaches the optimum).
+
+    Args:
+        grads: per-task gradients g₁…g_T, flattened, shape (T, P).
+
+    Returns:
+        α, shape (T,), non-negative and summing to 1.
+    """
+    if grads.dim() != 2:
+        raise ValueError(f"grads must be (T, P) flattened per-task gradients, got {tuple(grads.shape)}")
+    M = grads @ grads.T                                   # gᵢ · gⱼ
+    alpha = torch.full((len(grads),), 1.0 / len(grads), dtype=grads.dtype)
+    for _ in range(iters):
+        Ma = M @ alpha
+        t = int(Ma.argmin())
+        vv, vt, tt = alpha @ Ma, Ma[t], M[t, t]          # ‖v‖², v·g_t, ‖g_t‖² with v = Σ αᵢ gᵢ
+        if vv - vt <= 1e-12 * max(float(vv), 1e-30):     # no step towards g_t shortens v
+            break
+        gamma = ((vv - vt) / (vv - 2 * vt + tt)).clamp(0.0, 1.0)   # min over γ of ‖(1−γ)v + γ g_t‖²
+        alpha = (1 - gamma) * alpha
+        alpha[t] += gamma
+    return alpha
+
+
 # ---------------------------------------------------------------------------- training
 @dataclass
 class MultiTaskHistory:
@@ -455,13 +488,24 @@ class PCGradStep:
         return pcgrad(grads, self.generator) + flat_grad(penalty, theta), torch.ones(len(losses))
 
 
+class MGDAStep:
+    """MGDA: the task gradients combined with :func:`min_norm_weights`, scaled to sum to T like
+    the other methods' weights, plus ∇_θ penalty; w = T·α."""
+
+    def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
+                 penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grads = torch.stack([flat_grad(loss, theta) for loss in losses])  # (T, P)
+        weights = len(losses) * min_norm_weights(grads)
+        return weights @ grads + flat_grad(penalty, theta), weights
+
+
 def weighting_method(weighting, model: MultiTaskMLP, tasks: int,
                      generator: torch.Generator | None = None, weight_lr: float = 0.02):
     """The step-gradient function for a ``weighting=`` value of :func:`train_multitask`.
 
     Args:
-        weighting: ``"uniform"``, ``"uncertainty"``, ``"gradnorm"``, ``"pcgrad"`` or a tensor
-            of T fixed weights.
+        weighting: ``"uniform"``, ``"uncertainty"``, ``"gradnorm"``, ``"mgda"``, ``"pcgrad"``
+            or a tensor of T fixed weights.
         model: the network (GradNorm measures at its last shared weight).
         tasks: T.
         generator: PCGrad's source of task orders.
@@ -475,9 +519,11 @@ def weighting_method(weighting, model: MultiTaskMLP, tasks: int,
         return UncertaintyStep(tasks, weight_lr)
     if weighting == "gradnorm":
         return GradNormStep(tasks, model.last_shared_weight())
+    if weighting == "mgda":
+        return MGDAStep()
     if weighting == "pcgrad":
         return PCGradStep(generator)
-    raise ValueError(f"weighting must be 'uniform', 'uncertainty', 'gradnorm', 'pcgrad' or a "
+    raise ValueError(f"weighting must be 'uniform', 'uncertainty', 'gradnorm', 'mgda', 'pcgrad' or a "
                      f"tensor of T weights, not {weighting!r}")
 
 

@@ -67,8 +67,9 @@ class Claims:
         self.notebook, self.budget = notebook, budget
         self.rows: dict[str, dict] = {}
 
-    def check(self, claim: str, holds, evidence: str = "", at: tuple[str, ...] = BUDGETS) -> bool:
-        """Record whether ``claim`` (the sentence, as the text says it) ``holds``.
+    def check(self, claim: str, holds, evidence: str = "", at: tuple[str, ...] = BUDGETS) -> None:
+        """Record whether ``claim`` (the sentence, as the text says it) ``holds`` (returns
+        nothing, so a cell that ends with a check prints no stray ``True``).
 
         ``evidence``: the numbers behind it, shown in the table. ``at``: the budgets where the
         claim is meaningful (e.g. ``("default", "full")`` for one that needs enough training);
@@ -82,7 +83,6 @@ class Claims:
         checked = self.budget.name in at
         self.rows[claim] = {"holds": bool(holds) if checked else None, "evidence": evidence,
                             "at": list(at)}
-        return bool(holds)
 
     def failed(self) -> list[str]:
         return [c for c, row in self.rows.items() if row["holds"] is False]

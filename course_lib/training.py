@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -54,23 +56,44 @@ def cached(model: nn.Module, key: str, train, retrain: bool = False) -> History:
     cache_dir`); ``key`` must name everything that changes the result (data, budget,
     hyperparameters, seed). ``retrain=True`` trains and overwrites the entry. A later notebook
     loads what an earlier one trained (θ pre-trained in 01a, the MAML model of 05 in 06).
-    The file is written to a temporary name and renamed, so a reader never sees half of it.
+    The file is written to a temporary name and renamed, so a reader never sees half of it;
+    and while one process trains an entry, another that asks for it waits for it (a lock file
+    beside it) instead of training it a second time — notebooks run in parallel share models.
     """
     name = f"models/{key.replace('/', '-')}.pt"
-    found, path = cache_file(name), cache_dir() / name
-    if found.exists() and not retrain:
-        stored = torch.load(found, weights_only=True, map_location="cpu")
-        if isinstance(stored, dict) and stored.get("kind") in _HISTORIES:
-            model.load_state_dict(stored["model"])
-            return _HISTORIES[stored["kind"]](**stored["history"])
-        # an entry in an older format: train again and replace it
-    history = train()
+    path = cache_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    torch.save({"model": model.state_dict(), "history": asdict(history),
-                "kind": type(history).__name__}, partial)
-    os.replace(partial, path)
-    return history
+    with _locked(path.with_name(f"{path.name}.lock")):
+        found = cache_file(name)
+        if found.exists() and not retrain:
+            stored = torch.load(found, weights_only=True, map_location="cpu")
+            if isinstance(stored, dict) and stored.get("kind") in _HISTORIES:
+                model.load_state_dict(stored["model"])
+                return _HISTORIES[stored["kind"]](**stored["history"])
+            # an entry in an older format: train again and replace it
+        history = train()
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        torch.save({"model": model.state_dict(), "history": asdict(history),
+                    "kind": type(history).__name__}, partial)
+        os.replace(partial, path)
+        return history
+
+
+@contextmanager
+def _locked(lock: Path):
+    """Hold an exclusive lock on the file ``lock`` (waiting for another process that holds
+    it); where the system has no ``fcntl`` (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def meta_fit(step_loss, optimizer: torch.optim.Optimizer, steps: int, decay_every: int = 0,

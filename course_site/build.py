@@ -76,11 +76,28 @@ def jobs() -> int:
     return max(1, int(os.environ.get("COURSE_JOBS", os.cpu_count() or 1)))
 
 
+def expected_seconds(path: Path) -> float:
+    """How long ``path`` took at the default budget when it was last measured by hand (its
+    metadata's ``"course": {"seconds": ...}``; 0 when it says nothing): the schedule's guess
+    before this machine has recorded a run."""
+    return float(nbformat.read(path, as_version=4).metadata.get("course", {}).get("seconds", 0.0))
+
+
 def _order(paths: list[Path]) -> list[Path]:
-    """Longest first (by the seconds of the last run, when recorded), so the last to finish is
-    a short one; course order otherwise."""
+    """Longest chain first: a notebook's own seconds (in the last run recorded here, else
+    :func:`expected_seconds`) plus the longest chain of the notebooks that reuse it, so a long
+    notebook and what waits for it start early and the last to finish is a short one; course
+    order among equals."""
     last = record.read().get("notebooks", {})
-    return sorted(paths, key=lambda p: -last.get(p.stem, {}).get("seconds", 0.0))
+    users = {p.stem: [q for q in paths if p.stem in reuses(q)] for p in paths}
+
+    def seconds(p: Path) -> float:
+        return last[p.stem]["seconds"] if "seconds" in last.get(p.stem, {}) else expected_seconds(p)
+
+    def chain(p: Path) -> float:
+        return seconds(p) + max(map(chain, users[p.stem]), default=0.0)
+
+    return sorted(paths, key=lambda p: -chain(p))
 
 
 def main(folder: Path = NOTEBOOKS) -> int:

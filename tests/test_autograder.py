@@ -440,11 +440,13 @@ def test_command_line_rejects_unknown_assignment(capsys):
 
 
 def test_command_line_errors_are_messages(tmp_path, capsys):
-    """Checks that a missing notebook, an unknown assignment and a missing submissions folder
-    give a one-line message and exit status 2."""
+    """Checks that a missing notebook, an unknown assignment (to grade or to export) and a
+    missing submissions folder give a one-line message and exit status 2."""
     assert cli.main(["check", "transfer", str(tmp_path / "missing.ipynb")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert cli.main(["grade", "no_such_assignment", str(tmp_path)]) == 2
     assert "no assignment 'no_such_assignment'" in capsys.readouterr().err
     assert cli.main(["grade", "transfer", str(tmp_path / "nowhere")]) == 2
     assert "no submissions folder" in capsys.readouterr().err
+    assert cli.main(["export", "no_such_assignment"]) == 2
+    assert "no assignment 'no_such_assignment'" in capsys.readouterr().err

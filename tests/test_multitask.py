@@ -260,6 +260,46 @@ def test_pcgrad_step_is_pcgrad_of_the_task_gradients(tie):
     assert torch.equal(weights, torch.ones(3))
 
 
+def test_min_norm_weights_by_hand():
+    """checks MGDA's α on two tasks worked by hand: orthogonal unit gradients weigh equally;
+    ‖g₁‖ = 2, ‖g₂‖ = 1 orthogonal: min 4a² + (1 − a)² at a = 0.2; a gradient that is a multiple
+    of the other gets all the weight if it is the shorter one."""
+    assert torch.allclose(mt.min_norm_weights(torch.eye(2)), torch.tensor([0.5, 0.5]))
+    assert torch.allclose(mt.min_norm_weights(torch.tensor([[2.0, 0.0], [0.0, 1.0]])),
+                          torch.tensor([0.2, 0.8]), atol=1e-6)
+    assert torch.allclose(mt.min_norm_weights(torch.tensor([[1.0, 1.0], [3.0, 3.0]])),
+                          torch.tensor([1.0, 0.0]), atol=1e-6)
+    with pytest.raises(ValueError, match="flattened"):
+        mt.min_norm_weights(torch.randn(6))
+
+
+def test_min_norm_point_satisfies_its_optimality_conditions():
+    """checks on random gradients (T = 5) that d = Σ αᵢ gᵢ is the min-norm point of the hull:
+    α on the simplex, d·gᵢ ≥ ‖d‖² for every task, with equality where αᵢ is not ~0; and no random
+    point of the simplex is shorter."""
+    g = torch.Generator().manual_seed(0)
+    grads = torch.randn(5, 20, generator=g, dtype=torch.float64) + 0.5
+    alpha = mt.min_norm_weights(grads, iters=2000)
+    d = alpha @ grads
+    assert (alpha >= 0).all() and alpha.sum().item() == pytest.approx(1.0)
+    assert (grads @ d >= d @ d - 1e-3 * (d @ d)).all()
+    assert torch.allclose((grads @ d)[alpha > 1e-2], d @ d, rtol=1e-2)   # Frank–Wolfe leaves ~0.002 behind
+    others = torch.distributions.Dirichlet(torch.ones(5, dtype=torch.float64)).sample((500,))
+    assert ((others @ grads).norm(dim=1) >= d.norm() * (1 - 1e-6)).all()
+
+
+@pytest.mark.parametrize("tie", [0.0, 0.1])
+def test_mgda_step_combines_the_task_gradients_with_min_norm_weights(tie):
+    """checks MGDAStep: w = T·min_norm_weights(∇ℒ₁…∇ℒ_T), gradient Σ wᵢ∇ℒᵢ + ∇penalty."""
+    _, theta, losses, penalty = step_inputs(tie)
+    gradient, weights = mt.MGDAStep()(losses, theta, penalty)
+    grads = per_task_grads(losses, theta)
+    assert torch.allclose(weights, 3 * mt.min_norm_weights(grads), atol=1e-6)
+    assert weights.sum().item() == pytest.approx(3.0)
+    expected = weights @ grads + (backward_grad(penalty, theta) if tie else 0)
+    assert torch.allclose(gradient, expected, atol=1e-6)
+
+
 def test_weighting_method_maps_every_public_value():
     """checks the method behind each weighting= value, and the error for anything else."""
     model, *_ = step_inputs()
@@ -270,6 +310,7 @@ def test_weighting_method_maps_every_public_value():
     assert isinstance(mt.weighting_method("uncertainty", model, 3), mt.UncertaintyStep)
     assert isinstance(mt.weighting_method("gradnorm", model, 3), mt.GradNormStep)
     assert mt.weighting_method("pcgrad", model, 3, g).generator is g
+    assert isinstance(mt.weighting_method("mgda", model, 3), mt.MGDAStep)
     for bad in ("pc-grad", [1.0, 1.0, 1.0], None):
         with pytest.raises(ValueError, match="weighting must be"):
             mt.weighting_method(bad, model, 3)

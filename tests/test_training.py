@@ -274,3 +274,34 @@ def test_cached_trains_once_then_loads(tmp_data):
     fourth = nn.Linear(2, 1)
     cached(fourth, "unit", lambda: pytest.fail("a cache hit must not train"))
     assert torch.equal(fourth.weight, third.weight)
+
+
+def test_cached_waits_for_another_process_training_the_same_entry(tmp_data):
+    """checks that while one process trains an entry, another asking for it waits and loads
+    it (trains nothing) — two notebooks running in parallel share one trained model."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    started, model = context.Event(), nn.Linear(2, 1)
+    trainer = context.Process(target=_train_slowly, args=(started,))
+    trainer.start()
+    assert started.wait(30)
+    history = cached(model, "shared", lambda: pytest.fail("the other process is training it"))
+    trainer.join(30)
+    assert trainer.exitcode == 0
+    assert history.loss == [0.25] and torch.all(model.weight == 7.0)
+
+
+def _train_slowly(started):
+    """In a child process: train the entry "shared" for a second (weights set to 7)."""
+    model = nn.Linear(2, 1)
+
+    def train():
+        started.set()
+        time.sleep(1.0)
+        with torch.no_grad():
+            model.weight.fill_(7.0)
+        return MetaHistory(loss=[0.25])
+
+    cached(model, "shared", train)
+
