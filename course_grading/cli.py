@@ -164,8 +164,9 @@ def grade(args) -> int:
                     memory_mb=args.memory_mb)
     try:
         report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
-                              workers=args.workers, limits=limits)
-    except FileNotFoundError as error:   # an unknown assignment or submissions folder
+                              workers=args.workers, limits=limits, scheduler=args.scheduler,
+                              cluster=args.cluster)
+    except (FileNotFoundError, ValueError) as error:   # an unknown assignment, folder, cluster
         print(f"course grade: {error}", file=sys.stderr)
         return 2
     print(grader.summary(report))
@@ -212,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         g.add_argument("assignment")
         g.add_argument("submissions", help="a folder per student, or nbgrader's exchange")
         g.add_argument("--workers", type=int, default=None, help="default: the number of cores")
+        where = g.add_mutually_exclusive_group()
+        where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                           help="grade on the Dask cluster of this scheduler (one task per student)")
+        where.add_argument("--cluster", metavar="local:N",
+                           help="grade on a local Dask cluster of N worker processes")
         g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
         g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
         g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)

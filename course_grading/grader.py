@@ -17,6 +17,7 @@ run and full credit for the ones that passed, with the reason in the CSV.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -39,7 +40,7 @@ import nbformat
 
 from . import grading, integrity, submissions
 from .runner import HIDDEN_BEGIN, NOT_RUN, error_output, kernel_folders, run_notebook
-from .sandbox import Limits, isolation
+from .sandbox import Limits, _die_with_parent, isolation
 
 HIDDEN_END = "### END HIDDEN TESTS"
 
@@ -189,6 +190,8 @@ def _forkserver():
 
 def _child(job_file: str, log: str) -> None:
     os.setsid()                      # its own process group, ended as a whole
+    _die_with_parent()               # and gone with the process that started it (e.g. a Dask
+                                     # worker killed mid-task), its kernel with it
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -234,6 +237,12 @@ def _worker(job: dict, timeout: float) -> dict:
             why = f"the grader's worker failed ({last[0][:200]})"
         if why.startswith("grading took longer"):
             break
+    return failed(job, why)
+
+
+def failed(job: dict, why: str) -> dict:
+    """The result of a student whose grading could not finish: every test not run, with ``why``
+    (the executed notebooks written under ``job["out"]``)."""
     result = {"student": job["student"], "notebooks": {}}
     for name, paths in job["notebooks"].items():
         executed = not_run(submissions.graded_notebook(
@@ -267,11 +276,14 @@ def hidden_paths(course_root: Path, extra=()) -> list[Path]:
 
 def grade(assignment: str, submitted: Path | str, course_root: Path | str = grading.REPO,
           workers: int | None = None, limits: Limits = Limits(), progress: bool = True,
-          env: dict | None = None, mode: str | None = None) -> dict:
+          env: dict | None = None, mode: str | None = None, scheduler: str | None = None,
+          cluster: str | None = None) -> dict:
     """Grade every submission of ``assignment`` under ``submitted``; see the module docstring.
 
     Args:
         workers: parallel students (default: the machine's cores).
+        scheduler, cluster: grade on a Dask cluster instead (:mod:`course_grading.cluster`):
+            the address of a running scheduler, or ``"local:N"`` for a local one of N workers.
         limits: per-submission :class:`~course_grading.sandbox.Limits`.
         env: extra environment for the kernels (default ``COURSE_BUDGET=quick``).
         mode: ``"namespaces"`` or ``"process"`` (default: the best this machine allows).
@@ -281,6 +293,9 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     """
     from tqdm.auto import tqdm
 
+    if cluster is not None:
+        from .cluster import local_workers
+        local_workers(cluster)   # a bad "local:N" is said before anything is graded
     course_root = Path(course_root).resolve()
     config = grading.load_config(course_root)
     source_dir = course_root / config.CourseDirectory.source_directory / assignment
@@ -311,14 +326,13 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     start = time.monotonic()
     results = []
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_worker, job, timeout) for job in jobs]
-            for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
-                               desc=f"grading {assignment} ({workers} workers)"):
-                results.append(future.result())   # recorded while the others still run
-                _record(course_root, assignment, [results[-1]],
-                        [_outcome(results[-1], points)])
-                _lateness(course_root, assignment, results[-1])
+        with _results(jobs, timeout, workers, scheduler, cluster, scratch) as finished:
+            where = f"on {scheduler or cluster}" if scheduler or cluster else f"{workers} workers"
+            for result in tqdm(finished, total=len(jobs), disable=not progress,
+                               desc=f"grading {assignment} ({where})"):
+                results.append(result)   # recorded while the others still run
+                _record(course_root, assignment, [result], [_outcome(result, points)])
+                _lateness(course_root, assignment, result)
         results.sort(key=lambda r: r["student"])
         outcomes = [_outcome(r, points) for r in results]
         report = _report(course_root, assignment, outcomes, points, mode, workers,
@@ -326,6 +340,22 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+@contextlib.contextmanager
+def _results(jobs: list[dict], timeout: float, workers: int, scheduler: str | None,
+             cluster: str | None, scratch: Path):
+    """The graded jobs' results as they finish: from ``workers`` local worker processes, or
+    from a Dask cluster when ``scheduler`` or ``cluster`` names one."""
+    if scheduler or cluster:
+        from . import cluster as dask
+
+        with dask.client(scheduler, cluster) as connected:
+            yield dask.results(jobs, timeout, connected, scratch, _worker, failed)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_worker, job, timeout) for job in jobs]
+        yield (future.result() for future in as_completed(futures))
 
 
 # ---------------------------------------------------------------------------- recording
