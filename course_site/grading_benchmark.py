@@ -9,6 +9,8 @@ answers in the student release) — twice in one run, in two fresh course direct
 
 Both must give every student full marks (else the timing means nothing). The ratio of the
 wall times is written to ``build/results.json`` as ``benchmarks.grade_speedup``.
+:func:`cluster_speedup` grades one class on a local Dask cluster of one and of two workers
+(``benchmarks.cluster_grade_speedup``).
 
 :func:`red_team` then grades :mod:`course_grading.redteam`'s submissions with ``course grade``:
 every trick on ``bayes`` and ``maml_protonets`` (the untouched release plus one cell, so every
@@ -84,6 +86,33 @@ def run(assignment: str = "transfer", students: int = 30, workers: int | None = 
     return figures
 
 
+def cluster_speedup(assignment: str = "transfer", students: int = 16) -> dict:
+    """``course grade --cluster local:2`` against ``--cluster local:1`` on the same class of
+    ``students`` honest submissions (two fresh course directories): the wall-time ratio is
+    ``benchmarks.cluster_grade_speedup``; the seconds per submission on one worker feed the
+    README's projection for a large class."""
+    seconds = {}
+    for n in (1, 2):
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            course_with_class(root, assignment, students)
+            start = time.perf_counter()
+            report = grader.grade(assignment, root / "submitted", root, cluster=f"local:{n}",
+                                  progress=False)
+            seconds[n] = time.perf_counter() - start
+        totals = {o["total"] for o in report["outcomes"]}
+        if len(report["outcomes"]) != students or len(totals) != 1 or totals == {0}:
+            raise AssertionError(f"local:{n} did not give every honest submission full marks: {totals}")
+        print(f"course grade --cluster local:{n}: {seconds[n]:.1f} s for {students} submissions "
+              f"of {assignment}", flush=True)
+    print(f"cluster speed-up, 2 workers vs 1: {seconds[1] / seconds[2]:.2f}× (target ≥ 1.7)")
+    return {"cluster_grade_students": students, "cluster_grade_assignment": assignment,
+            "cluster_grade_1_worker_seconds": round(seconds[1], 1),
+            "cluster_grade_2_workers_seconds": round(seconds[2], 1),
+            "cluster_grade_seconds_per_submission": round(seconds[1] / students, 2),
+            "cluster_grade_speedup": round(seconds[1] / seconds[2], 2)}
+
+
 def red_team(tricked=("bayes", "maml_protonets"), workers: int | None = None) -> dict:
     """Points the red team earns: ``cheat_points`` (tricks on ``tricked``) and
     ``delegation_points`` (delegating students, every assignment)."""
@@ -118,7 +147,7 @@ def red_team(tricked=("bayes", "maml_protonets"), workers: int | None = None) ->
 
 
 def main() -> int:
-    figures = {**run(), **red_team()}
+    figures = {**run(), **cluster_speedup(), **red_team()}
     print(f"wrote benchmarks to {record.update(benchmarks=figures)}")
     return 0
 
