@@ -162,11 +162,18 @@ def grade(args) -> int:
 
     limits = Limits(cell_seconds=args.cell_seconds, notebook_seconds=args.notebook_seconds,
                     memory_mb=args.memory_mb)
+    if args.cluster is not None:
+        from .cluster import local_workers
+        try:
+            local_workers(args.cluster)
+        except ValueError as error:   # anything but local:N, said before anything is graded
+            print(f"course grade: {error}", file=sys.stderr)
+            return 2
     try:
         report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
                               workers=args.workers, limits=limits, scheduler=args.scheduler,
                               cluster=args.cluster)
-    except (FileNotFoundError, ValueError) as error:   # an unknown assignment, folder, cluster
+    except FileNotFoundError as error:   # an unknown assignment or folder
         print(f"course grade: {error}", file=sys.stderr)
         return 2
     print(grader.summary(report))

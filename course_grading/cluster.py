@@ -19,24 +19,28 @@ address to pass as ``--scheduler``).
 Faults: when a worker dies, the scheduler runs its tasks again on another worker (every student
 is still recorded once: the parent records a result when its task returns, not before). A task
 that keeps killing its worker is given up after Dask's ``distributed.scheduler.allowed-failures``
-attempts (default 3), and that student gets 0 for every test, with the reason.
++ 1 attempts (4 by default), and that student gets 0 for every test, with the reason. A killed
+instructor's process is resumed by running the same command again
+(:class:`course_grading.grader.Journal`).
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
-
 
 
 def grade_on_worker(work, job: dict, timeout: float) -> dict:
     """On a Dask worker: grade one student's ``job`` with ``work`` (the grader's
     ``_worker(job, timeout)``) in a scratch folder of this worker's own, and return the result
     with each notebook's executed JSON and feedback HTML inline (the worker's files do not
-    outlive the task)."""
+    outlive the task, and the next task on the machine removes them if the worker is killed
+    first)."""
     _allow_children()
-    scratch = Path(tempfile.mkdtemp(prefix="cg-task-"))
+    scratch = _scratch()
     try:
         local = {**job, "workdir": str(scratch / "work"), "out": str(scratch / "out"),
                  "hide": [*job["hide"], str(scratch / "out")]}
@@ -50,12 +54,34 @@ def grade_on_worker(work, job: dict, timeout: float) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _scratch() -> Path:
+    """A scratch folder named after this worker's process, in the temporary folder (short
+    paths: a kernel's sockets live there, and a socket's path has at most 107 bytes); first
+    removing those of workers that died before they could clean up."""
+    for folder in Path(tempfile.gettempdir()).glob("cg-task-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"cg-task-{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
+
+
 def _allow_children() -> None:
     """Dask's nanny starts each worker as a *daemonic* process, and Python forbids those to
     start processes of their own; grading does (a process per student, a kernel per notebook).
     Dask's setting ``distributed.worker.daemon: False`` avoids it for workers started with it;
-    for any other worker the task lifts the flag itself (the grading processes are ended by the
-    grader, not by the worker's exit)."""
+    for any other worker the task lifts the flag itself. Nothing outlives the worker either way:
+    each grading process asks the kernel to kill it when its parent dies
+    (:func:`course_grading.sandbox._die_with_parent`), its kernel with it."""
     import multiprocessing
 
     process = multiprocessing.current_process()
@@ -92,7 +118,7 @@ def client(scheduler: str | None = None, cluster: str | None = None):
     from distributed import Client, LocalCluster
 
     if (scheduler is None) == (cluster is None):
-        raise ValueError("give either a scheduler address or a cluster ('local:N'), not both")
+        raise ValueError("give exactly one of a scheduler address and a cluster ('local:N')")
     if scheduler is not None:
         with Client(scheduler) as connected:
             yield connected
@@ -113,8 +139,9 @@ def results(jobs: list[dict], timeout: float, connected, scratch: Path, work, fa
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
+    run = uuid.uuid4().hex[:8]   # a resumed run's tasks are new tasks, not an old run's
     futures = {connected.submit(grade_on_worker, work, job, timeout, pure=False,
-                                key=f"grade-{i}-{job['student']}"): (i, job)
+                                key=f"grade-{job['student']}-{run}"): (i, job)
                for i, job in enumerate(jobs)}
     for future in as_completed(futures):
         i, job = futures[future]

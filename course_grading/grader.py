@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import html
 import io
 import json
@@ -324,22 +325,77 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
             for i, (s, folder) in enumerate(students.items())]
     timeout = limits.notebook_seconds * len(notebooks) + 120
     start = time.monotonic()
-    results = []
+    journal = Journal(course_root, assignment)
+    earlier = {job["student"]: journal.recorded(job) for job in jobs}   # by a killed run
+    results = [result for result in earlier.values() if result is not None]
+    todo = {job["student"]: job for job in jobs if earlier[job["student"]] is None}
     try:
-        with _results(jobs, timeout, workers, scheduler, cluster, scratch) as finished:
+        with _results(list(todo.values()), timeout, workers, scheduler, cluster, scratch) as finished:
             where = f"on {scheduler or cluster}" if scheduler or cluster else f"{workers} workers"
-            for result in tqdm(finished, total=len(jobs), disable=not progress,
-                               desc=f"grading {assignment} ({where})"):
+            resumed = f"; {len(results)} recorded before, not graded again" if results else ""
+            for result in tqdm(finished, total=len(todo), disable=not progress,
+                               desc=f"grading {assignment} ({where}{resumed})"):
                 results.append(result)   # recorded while the others still run
                 _record(course_root, assignment, [result], [_outcome(result, points)])
                 _lateness(course_root, assignment, result)
+                journal.add(todo[result["student"]], result)
         results.sort(key=lambda r: r["student"])
         outcomes = [_outcome(r, points) for r in results]
         report = _report(course_root, assignment, outcomes, points, mode, workers,
-                         time.monotonic() - start)
+                         time.monotonic() - start, resumed=len(jobs) - len(todo))
+        journal.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+class Journal:
+    """Who of a batch is recorded, so that re-running a grading command that was killed
+    resumes it: after a student's gradebook entry, files and late penalty are written, their
+    result goes to ``build/grading/<assignment>/recorded/<student>.json`` under a key of all
+    that decides the grade (the submission's files, the assignment's notebooks, the limits,
+    the kernel's settings, the grader's and course_lib's code). A student whose key matches is
+    not graded again; the journal is removed when the batch is done, so a later run grades
+    everyone afresh."""
+
+    def __init__(self, course_root: Path, assignment: str):
+        self.folder = course_root / "build" / "grading" / assignment / "recorded"
+        self.code = _digest(sorted(p for package in (Path(__file__).parent, grading.REPO
+                                                     / "course_lib")
+                                   for p in package.rglob("*.py")))
+
+    def key(self, job: dict) -> str:
+        decides = {k: job[k] for k in ("student", "limits", "mode", "env")}
+        files = sorted(p for p in Path(job["folder"]).rglob("*") if p.is_file())
+        notebooks = sorted(Path(p) for paths in job["notebooks"].values() for p in paths.values())
+        return _digest(notebooks + files, json.dumps(decides, sort_keys=True) + self.code)
+
+    def _file(self, job: dict) -> Path:
+        return self.folder / f"{job['student']}.json"
+
+    def recorded(self, job: dict) -> dict | None:
+        try:
+            entry = json.loads(self._file(job).read_text())
+        except (OSError, ValueError):
+            return None
+        return entry["result"] if entry.get("key") == self.key(job) else None
+
+    def add(self, job: dict, result: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self._file(job).with_suffix(".partial")
+        partial.write_text(json.dumps({"key": self.key(job), "result": result}))
+        os.replace(partial, self._file(job))   # whole or absent, whatever kills the process
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _digest(paths: list[Path], text: str = "") -> str:
+    digest = hashlib.sha256(text.encode())
+    for path in paths:
+        digest.update(f"\0{path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -562,7 +618,7 @@ def missing(course_root: Path, assignment: str, graded: set[str]) -> list[str]:
 
 
 def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points: dict,
-            mode: str, workers: int, seconds: float) -> dict:
+            mode: str, workers: int, seconds: float, resumed: int = 0) -> dict:
     folder = course_root / "build" / "grading" / assignment
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -579,7 +635,7 @@ def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points:
                          "", "", NOTHING_SUBMITTED])
     (folder / "grades.csv").write_text(buffer.getvalue())
     report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
-              "workers": workers, "seconds": round(seconds, 1),
+              "workers": workers, "seconds": round(seconds, 1), "resumed": resumed,
               "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes],
               "missing": absent}
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
@@ -594,6 +650,9 @@ def summary(report: dict) -> str:
     lines = [f"graded {report['students']} submission(s) of {report['assignment']} in "
              f"{report['seconds']:g} s with {report['workers']} worker(s); isolation: "
              f"{report['isolation']}"]
+    if report.get("resumed"):
+        lines.append(f"  resumed an interrupted run: {report['resumed']} student(s) recorded "
+                     "by it were not graded again")
     if report["isolation"] != "namespaces":
         lines.append("  warning: no Linux namespaces here, so student code could read files "
                      "and use the network; grade in a container (see the README)")

@@ -1,21 +1,25 @@
 """``course grade`` on a real Dask cluster: a ``dask scheduler`` and two ``dask worker`` processes
 on loopback, started here (no mocks), grade the tiny assignment's class of attackers and honest
 students; the grades must be byte-identical to local grading, also when a worker is killed in the
-middle of the batch.
+middle of the batch, and when the grading command itself is killed and run again. A task that
+kills its worker every time is given up after Dask's bounded retries.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from course_grading import cli, grader
+from course_grading import cli, cluster, grader
 from test_autograder import LIMITS, attackers, controls, course, write_class  # noqa: F401
 
 pytest.importorskip("distributed")
@@ -37,31 +41,35 @@ def inbox(course, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    """A scheduler and two single-threaded workers on 127.0.0.1: (address, worker processes)."""
+    """A scheduler and two single-threaded workers on 127.0.0.1: (address, worker processes,
+    the workers' temporary folder)."""
     file = tmp_path / "scheduler.json"
     log = open(tmp_path / "dask.log", "w")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}   # this file's functions
+    scratch = Path(tempfile.mkdtemp(prefix="cgw-"))   # the workers' (short: kernels' sockets)
     started = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                  "--no-dashboard", "--scheduler-file", str(file)],
-                                stdout=log, stderr=log, start_new_session=True)]
+                                stdout=log, stderr=log, start_new_session=True, env=env)]
     deadline = time.monotonic() + 60
     while not file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     workers = [subprocess.Popen([DASK, "worker", "--scheduler-file", str(file), "--nthreads", "1",
                                  "--nworkers", "1", "--no-dashboard", "--name", f"w{i}"],
                                 stdout=log, stderr=log, start_new_session=True,
-                                env={**os.environ, "TMPDIR": str(tmp_path)})   # a killed worker's
-               for i in range(2)]                                              # scratch stays here
+                                env={**env, "TMPDIR": str(scratch)})
+               for i in range(2)]
     started += workers
     from distributed import Client
     try:
         with Client(scheduler_file=str(file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
-            yield client.scheduler.address, workers
+            yield client.scheduler.address, workers, scratch
     finally:
         for process in started:
             with_group(process, signal.SIGKILL)
             process.wait()
         log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def with_group(process: subprocess.Popen, sig: int) -> None:
@@ -76,7 +84,7 @@ def test_grades_on_a_dask_cluster_equal_local_grading(course, inbox, dask_cluste
     """checks `course grade --scheduler` on two real workers records every student once, with
     grades.csv byte-identical to local grading of the same class."""
     folder, local = inbox
-    address, _ = dask_cluster
+    address, *_ = dask_cluster
     report = grader.grade("tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)
     assert report["students"] >= 20
     assert Path(report["csv"]).read_text() == local
@@ -85,9 +93,10 @@ def test_grades_on_a_dask_cluster_equal_local_grading(course, inbox, dask_cluste
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(course, inbox, dask_cluster):  # noqa: F811
     """checks that killing one of the two workers (and what it started) while the batch runs
-    loses no student and grades none twice: the CSV is byte-identical to local grading."""
+    loses no student and grades none twice: the CSV is byte-identical to local grading; the
+    scratch folder of the task it was running does not stay behind."""
     folder, local = inbox
-    address, workers = dask_cluster
+    address, workers, scratch = dask_cluster
     report = {}
     run = threading.Thread(target=lambda: report.update(grader.grade(
         "tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)))
@@ -98,6 +107,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(course, inbox, dask
     run.join(600)
     assert not run.is_alive() and workers[0].wait() != 0
     assert Path(report["csv"]).read_text() == local
+    assert not list(scratch.glob("cg-task-*"))   # the dead worker's scratch removed by the other
 
 
 def test_command_line_rejects_a_bad_cluster(tmp_path, capsys):
@@ -106,3 +116,68 @@ def test_command_line_rejects_a_bad_cluster(tmp_path, capsys):
     for bad in ("slurm:4", "local:0", "local"):
         assert cli.main(["grade", "transfer", str(tmp_path), "--cluster", bad]) == 2
         assert "local:N" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_grading_command_resumes_where_it_stopped(course, inbox, dask_cluster,  # noqa: F811
+                                                            tmp_path):
+    """checks that killing the instructor's grading process mid-batch and running the same
+    command again grades only the students not yet recorded, with a CSV byte-identical to
+    local grading (nobody lost, nobody twice)."""
+    folder, local = inbox
+    address, *_ = dask_cluster
+    recorded = course / "build" / "grading" / "tiny" / "recorded"
+    command = ("import json, sys; from course_grading import grader, sandbox; "
+               "grader.grade('tiny', sys.argv[1], sys.argv[2], progress=False, scheduler=sys.argv[3],"
+               " limits=sandbox.Limits(**json.loads(sys.argv[4])))")
+    limits = json.dumps({k: getattr(LIMITS, k) for k in LIMITS.__dataclass_fields__})
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen([sys.executable, "-c", command, str(folder), str(course), address,
+                                  limits], stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while len(list(recorded.glob("*.json"))) < 4 and time.monotonic() < deadline:
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            time.sleep(0.1)
+        with_group(first, signal.SIGKILL)
+        first.wait()
+    before = len(list(recorded.glob("*.json")))
+    report = grader.grade("tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)
+    assert 4 <= before == report["resumed"] < report["students"]
+    assert Path(report["csv"]).read_text() == local
+    assert not recorded.exists()   # the batch is done: a later run grades everyone afresh
+
+
+def crash_or_echo(job: dict, timeout: float) -> dict:
+    """Stands in for the grader on a worker (imported there from this file): a student named
+    ``crash…`` kills the worker's process, and notes each attempt; any other is graded at once."""
+    if job["student"].startswith("crash"):
+        with open(job["attempts"], "a") as attempts:
+            attempts.write("attempt\n")
+        os._exit(1)
+    return {"student": job["student"], "notebooks": {}}
+
+
+@pytest.mark.slow
+def test_a_task_that_kills_its_worker_is_charged_not_retried_forever(course, dask_cluster,  # noqa: F811
+                                                                     tmp_path):
+    """checks Dask's bounded retries: a student whose grading kills its worker's process every
+    time is tried ``allowed-failures + 1`` times, then given 0 for every test with the reason;
+    every other student's result comes back once."""
+    import dask
+    from distributed import Client
+
+    address, *_ = dask_cluster
+    tiny = {"tiny": {"release": str(course / "assignments" / "tiny" / "tiny.ipynb"),
+                     "source": str(course / "solutions" / "tiny" / "tiny.ipynb")}}
+    attempts = tmp_path / "attempts.txt"
+    jobs = [{"student": name, "notebooks": tiny, "hide": [], "attempts": str(attempts)}
+            for name in ("crash_me", "alice", "bob", "carol")]
+    with Client(address) as connected:
+        results = list(cluster.results(jobs, 60, connected, tmp_path / "scratch", crash_or_echo,
+                                       grader.failed))
+    assert sorted(r["student"] for r in results) == ["alice", "bob", "carol", "crash_me"]
+    crashed = next(r for r in results if r["student"] == "crash_me")["notebooks"]["tiny"]
+    assert "killed its worker process" in crashed["notes"][0]
+    assert all(score == 0 for score, _ in crashed["scores"].values())
+    tries = dask.config.get("distributed.scheduler.allowed-failures") + 1
+    assert attempts.read_text().count("attempt") == tries
