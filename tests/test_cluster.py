@@ -133,7 +133,8 @@ def test_a_killed_grading_command_resumes_where_it_stopped(course, inbox, dask_c
     limits = json.dumps({k: getattr(LIMITS, k) for k in LIMITS.__dataclass_fields__})
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen([sys.executable, "-c", command, str(folder), str(course), address,
-                                  limits], stdout=log, stderr=log, start_new_session=True)
+                                  limits], stdout=log, stderr=log, start_new_session=True,
+                                 env={**os.environ, "TMPDIR": str(tmp_path)})   # its scratch
         deadline = time.monotonic() + 300
         while len(list(recorded.glob("*.json"))) < 4 and time.monotonic() < deadline:
             assert first.poll() is None, (tmp_path / "first.log").read_text()
