@@ -393,8 +393,9 @@ class Journal:
 def _digest(paths: list[Path], text: str = "") -> str:
     digest = hashlib.sha256(text.encode())
     for path in paths:
-        digest.update(f"\0{path.name}\0{path.stat().st_size}\0".encode())
-        digest.update(path.read_bytes())
+        digest.update(f"\0{path}\0".encode())
+        with open(path, "rb") as file:   # in chunks: a submission may hold a large file
+            digest.update(hashlib.file_digest(file, "sha256").digest())
     return digest.hexdigest()
 
 

@@ -87,3 +87,22 @@ def test_graded_kernel_writes_only_its_scratch_folder(tmp_path):
     (output,) = run.notebook.cells[0].outputs
     assert output.get("output_type") == "stream", output
     assert output.text.split() == [str(tmp_path / "build"), str(tmp_path / ".cache" / "course")]
+
+
+def test_journal_keeps_a_recorded_student_until_the_submission_changes(job, tmp_path):
+    """checks the resume journal: a recorded student is found again by an identical job, not
+    after their submission or the limits change, and not after the batch closes it."""
+    folder = tmp_path / "submitted" / "s"
+    folder.mkdir(parents=True)
+    (folder / "tiny.ipynb").write_text("{}")
+    job = {**job, "folder": str(folder), "limits": {"cell_seconds": 4}, "mode": "process",
+           "env": {}}
+    journal = grader.Journal(tmp_path, "tiny")
+    assert journal.recorded(job) is None
+    journal.add(job, {"student": "s", "notebooks": {}})
+    assert grader.Journal(tmp_path, "tiny").recorded(job) == {"student": "s", "notebooks": {}}
+    assert journal.recorded({**job, "limits": {"cell_seconds": 5}}) is None
+    (folder / "tiny.ipynb").write_text('{"changed": 1}')
+    assert journal.recorded(job) is None
+    journal.close()
+    assert not journal.folder.exists()
