@@ -26,8 +26,10 @@ instructor's process is resumed by running the same command again
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -55,14 +57,15 @@ def grade_on_worker(work, job: dict, timeout: float) -> dict:
 
 
 def _scratch() -> Path:
-    """A scratch folder named after this worker's process, in the temporary folder (short
-    paths: a kernel's sockets live there, and a socket's path has at most 107 bytes); first
-    removing those of workers that died before they could clean up."""
-    for folder in Path(tempfile.gettempdir()).glob("cg-task-*-*"):
-        pid = folder.name.split("-")[2]
+    """A scratch folder named after this worker's process and machine, in the temporary folder
+    (short paths: a kernel's sockets live there, and a socket's path has at most 107 bytes);
+    first removing those that workers on this machine left when they died mid-task."""
+    machine = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+    for folder in Path(tempfile.gettempdir()).glob(f"cg-task-{machine}-*-*"):
+        pid = folder.name.split("-")[3]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"cg-task-{os.getpid()}-"))
+    return Path(tempfile.mkdtemp(prefix=f"cg-task-{machine}-{os.getpid()}-"))
 
 
 def _alive(pid: int) -> bool:

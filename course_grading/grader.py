@@ -354,15 +354,17 @@ class Journal:
     resumes it: after a student's gradebook entry, files and late penalty are written, their
     result goes to ``build/grading/<assignment>/recorded/<student>.json`` under a key of all
     that decides the grade (the submission's files, the assignment's notebooks, the limits,
-    the kernel's settings, the grader's and course_lib's code). A student whose key matches is
+    the kernel's settings, the course's nbgrader configuration (late penalties), the grader's
+    and course_lib's code). A student whose key matches is
     not graded again; the journal is removed when the batch is done, so a later run grades
     everyone afresh."""
 
     def __init__(self, course_root: Path, assignment: str):
         self.folder = course_root / "build" / "grading" / assignment / "recorded"
-        self.code = _digest(sorted(p for package in (Path(__file__).parent, grading.REPO
-                                                     / "course_lib")
-                                   for p in package.rglob("*.py")))
+        code = sorted(p for package in (Path(__file__).parent, grading.REPO / "course_lib")
+                      for p in package.rglob("*.py"))
+        config = course_root / grading.CONFIG_FILE
+        self.code = _digest(([config] if config.is_file() else []) + code)
 
     def key(self, job: dict) -> str:
         decides = {k: job[k] for k in ("student", "limits", "mode", "env")}

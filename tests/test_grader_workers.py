@@ -91,7 +91,9 @@ def test_graded_kernel_writes_only_its_scratch_folder(tmp_path):
 
 def test_journal_keeps_a_recorded_student_until_the_submission_changes(job, tmp_path):
     """checks the resume journal: a recorded student is found again by an identical job, not
-    after their submission or the limits change, and not after the batch closes it."""
+    after their submission, the limits or the course's nbgrader configuration change, and not
+    after the batch closes it."""
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
     folder = tmp_path / "submitted" / "s"
     folder.mkdir(parents=True)
     (folder / "tiny.ipynb").write_text("{}")
@@ -102,6 +104,10 @@ def test_journal_keeps_a_recorded_student_until_the_submission_changes(job, tmp_
     journal.add(job, {"student": "s", "notebooks": {}})
     assert grader.Journal(tmp_path, "tiny").recorded(job) == {"student": "s", "notebooks": {}}
     assert journal.recorded({**job, "limits": {"cell_seconds": 5}}) is None
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.X.y = 1\n")
+    assert grader.Journal(tmp_path, "tiny").recorded(job) is None
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    assert grader.Journal(tmp_path, "tiny").recorded(job) is not None
     (folder / "tiny.ipynb").write_text('{"changed": 1}')
     assert journal.recorded(job) is None
     journal.close()
