@@ -41,7 +41,7 @@ def run_maml(train, test, ways: int, shots: int, budget, steps: int, episodes: i
     s = SETTINGS[ways, shots]
     model, history, setting = maml.omniglot(
         train, budget, steps, retrain=True, device=device, ways=ways, shots=shots, queries=shots,
-        alpha=s["alpha"], inner_steps=s["inner_steps"], meta_batch=s["meta_batch"])
+        alpha=s["alpha"], inner_steps=s["inner_steps"], meta_batch=s["meta_batch"], beta=1e-3)
     sampler = EpisodeSampler(test, ways=ways, shots=shots, queries=15, seed=2020, device=device)
     accuracy, _ = maml.evaluate(model, sampler, episodes, setting["alpha"], s["test_steps"])
     return accuracy, history.seconds
