@@ -3,6 +3,7 @@
     course check ASSIGNMENT [NOTEBOOK]      students: run the visible tests, print a table
     course release [ASSIGNMENT ...]         instructors: regenerate assignments/ from solutions/
     course grade ASSIGNMENT SUBMISSIONS     instructors: grade a class in parallel sandboxes
+                                            (at the quick budget unless --budget says)
     course export ASSIGNMENT                instructors: final grades and feedback after the
                                             written answers were graded in the Formgrader
     course publish OUT                      instructors: write the student edition into OUT
@@ -26,6 +27,10 @@ import nbformat
 from . import grading, integrity, submissions
 from .runner import kernel_folders, run_notebook
 from .sandbox import Limits
+
+# course_lib.budget's names (a test keeps them equal; the grading system imports only
+# course_lib.paths of the teaching library)
+BUDGETS = ("default", "full", "quick")
 
 
 # the class-grading modules are not in the student edition
@@ -172,7 +177,7 @@ def grade(args) -> int:
     try:
         report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
                               workers=args.workers, limits=limits, scheduler=args.scheduler,
-                              cluster=args.cluster)
+                              cluster=args.cluster, env={"COURSE_BUDGET": args.budget})
     except FileNotFoundError as error:   # an unknown assignment or folder
         print(f"course grade: {error}", file=sys.stderr)
         return 2
@@ -225,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="grade on the Dask cluster of this scheduler (one task per student)")
         where.add_argument("--cluster", metavar="local:N",
                            help="grade on a local Dask cluster of N worker processes")
+        g.add_argument("--budget", choices=BUDGETS, default="quick",
+                       help="the COURSE_BUDGET the graded notebooks run at (default: quick)")
         g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
         g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
         g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)

@@ -450,3 +450,21 @@ def test_command_line_errors_are_messages(tmp_path, capsys):
     assert "no submissions folder" in capsys.readouterr().err
     assert cli.main(["export", "no_such_assignment"]) == 2
     assert "no assignment 'no_such_assignment'" in capsys.readouterr().err
+
+
+def test_grade_command_passes_the_budget(tmp_path, monkeypatch, capsys):
+    """Checks that `course grade` runs the kernels at the quick budget unless --budget names
+    another, and that an unknown budget is refused before anything is graded."""
+    from course_grading import grader
+
+    seen = []
+    monkeypatch.setattr(grader, "grade", lambda *a, env=None, **k: seen.append(env) or {})
+    monkeypatch.setattr(grader, "summary", lambda report: "")
+    assert cli.main(["grade", "transfer", str(tmp_path)]) == 0
+    assert cli.main(["grade", "transfer", str(tmp_path), "--budget", "default"]) == 0
+    assert seen == [{"COURSE_BUDGET": "quick"}, {"COURSE_BUDGET": "default"}]
+    with pytest.raises(SystemExit):
+        cli.main(["grade", "transfer", str(tmp_path), "--budget", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err and len(seen) == 2
+    from course_lib.budget import BUDGETS
+    assert cli.BUDGETS == tuple(sorted(BUDGETS))
