@@ -42,7 +42,7 @@ def grade_on_worker(work, job: dict, timeout: float) -> dict:
     outlive the task, and the next task on the machine removes them if the worker is killed
     first)."""
     _allow_children()
-    scratch = _scratch()
+    scratch = scratch_folder("task")
     try:
         local = {**job, "workdir": str(scratch / "work"), "out": str(scratch / "out"),
                  "hide": [*job["hide"], str(scratch / "out")]}
@@ -56,16 +56,18 @@ def grade_on_worker(work, job: dict, timeout: float) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _scratch() -> Path:
-    """A scratch folder named after this worker's process and machine, in the temporary folder
-    (short paths: a kernel's sockets live there, and a socket's path has at most 107 bytes);
-    first removing those that workers on this machine left when they died mid-task."""
+def scratch_folder(kind: str) -> Path:
+    """A scratch folder named after its kind, this machine and this process, in the temporary
+    folder (short paths: a kernel's sockets live there, and a socket's path has at most 107
+    bytes); first removing the folders of that kind that processes on this machine left when
+    they were killed (a worker mid-task, a grading command). ``kind``: ``"task"`` (a Dask
+    worker's task) or ``"run"`` (one ``grade`` call)."""
     machine = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-    for folder in Path(tempfile.gettempdir()).glob(f"cg-task-{machine}-*-*"):
+    for folder in Path(tempfile.gettempdir()).glob(f"cg-{kind}-{machine}-*-*"):
         pid = folder.name.split("-")[3]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"cg-task-{machine}-{os.getpid()}-"))
+    return Path(tempfile.mkdtemp(prefix=f"cg-{kind}-{machine}-{os.getpid()}-"))
 
 
 def _alive(pid: int) -> bool:

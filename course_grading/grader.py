@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -313,7 +312,8 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
             points[part] = points.get(part, 0.0) + value
     mode = mode or isolation()
     workers = workers or os.cpu_count() or 1
-    scratch = Path(tempfile.mkdtemp(prefix="cg-"))
+    from .cluster import scratch_folder
+    scratch = scratch_folder("run")   # and the scratch of earlier runs that were killed
     kernel_env = {"COURSE_BUDGET": "quick", **kernel_folders(), **(env or {})}
     if "COURSE_DATA" in os.environ:
         kernel_env.setdefault("COURSE_DATA", os.environ["COURSE_DATA"])

@@ -112,3 +112,26 @@ def test_journal_keeps_a_recorded_student_until_the_submission_changes(job, tmp_
     assert journal.recorded(job) is None
     journal.close()
     assert not journal.folder.exists()
+
+
+def test_scratch_folder_removes_what_killed_processes_left(tmp_path, monkeypatch):
+    """checks that a new scratch folder of a kind first removes the folders of that kind whose
+    process is dead, keeping a live process's, another kind's and another machine's."""
+    import subprocess
+    import sys
+
+    from course_grading import cluster
+
+    monkeypatch.setattr(cluster.tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    machine = cluster.scratch_folder("run").name.split("-")[2]
+    left = tmp_path / f"cg-run-{machine}-{dead.pid}-abc"
+    kept = [tmp_path / f"cg-run-{machine}-{os.getpid()}-def",    # a live process's
+            tmp_path / f"cg-task-{machine}-{dead.pid}-ghi",      # another kind
+            tmp_path / f"cg-run-ffffff-{dead.pid}-jkl"]          # another machine's
+    for folder in [left, *kept]:
+        (folder / "work").mkdir(parents=True)
+    new = cluster.scratch_folder("run")
+    assert not left.exists() and all(folder.is_dir() for folder in kept)
+    assert new.parent == tmp_path and new.name.startswith(f"cg-run-{machine}-{os.getpid()}-")
