@@ -39,6 +39,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from nbclient.output_widget import OutputWidget
 
 from course_lib.paths import cache_dir
 
@@ -109,8 +110,32 @@ def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
                                   traceback=[f"{ename}: {evalue}"])
 
 
-class _Client(NotebookClient):
-    """nbclient with a cap on what one cell's outputs may hold."""
+class _Unechoed(OutputWidget):
+    """nbclient's stand-in for a front end's Output widget, without the echo to the kernel.
+
+    For every output an Output widget captures (``widgets.interact`` draws into one), nbclient
+    sends the widget's new state to the kernel on the shell socket — while the same client
+    waits on that socket for the cell's reply. On an asyncio zmq socket that send can swallow
+    the wake-up of the reply, and the cell then sits until its timeout although the kernel is
+    idle (seen in a ``make course``: notebook 08 stuck after its ``interact`` cell). With no
+    front end, nothing needs the echo: the outputs are still recorded in the notebook.
+    """
+
+    def sync_state(self) -> None:
+        pass
+
+
+class HeadlessClient(NotebookClient):
+    """nbclient for running notebooks with no front end (the grader, ``make course``): its
+    Output widgets do not echo their state to the kernel (see :class:`_Unechoed`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.widget_registry = {"@jupyter-widgets/output": {"OutputModel": _Unechoed}}
+
+
+class _Client(HeadlessClient):
+    """The grader's client: a cap on what one cell's outputs may hold."""
 
     def __init__(self, *args, output_bytes: int, **kwargs):
         super().__init__(*args, **kwargs)

@@ -30,8 +30,11 @@ class LowRankConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         delta = (self.B @ self.A).view_as(self.conv.weight)  # (out, in, k, k)
+        # W + (α/r)·BA laid out exactly as W (ConvNet stores it channels-last), so that the
+        # convolution runs as θ's does and φ starts with θ's features to the last bit
+        weight = torch.empty_like(self.conv.weight).copy_(self.conv.weight + self.scale * delta)
         # the wrapped conv's own forward: keeps its stride, padding (mode), dilation and groups
-        return self.conv._conv_forward(x, self.conv.weight + self.scale * delta, self.conv.bias)
+        return self.conv._conv_forward(x, weight, self.conv.bias)
 
 
 def with_adapters(theta: nn.Module, rank: int, ways: int) -> nn.Module:

@@ -25,9 +25,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+from course_grading.runner import HeadlessClient
 from course_lib import data
 from course_lib.budget import get_budget
 from course_lib.paths import NOTEBOOKS, build_dir, lecture_notebooks
@@ -43,7 +43,7 @@ def execute(path: Path, out: Path, threads: int | None = None) -> float:
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
                             if threads else {})}
     try:
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
+        client = HeadlessClient(nb, timeout=1800, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute(env=env)
     finally:

@@ -297,3 +297,52 @@ def test_reused_models_come_from_earlier_notebooks():
     assert declared == {name: ["01a_transfer_learning"] for name in (
         "01b_what_transfers", "01c_transfer_taxonomy", "04_black_box_meta_learning",
         "06_prototypical_networks")}
+
+
+class _Shell:
+    """A kernel client's shell channel that records what is sent on it."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, msg):
+        self.sent.append(msg)
+
+
+def _widget_capture(client) -> tuple[list, dict]:
+    """Feed ``client`` the messages of an Output widget capturing one figure, as
+    ``widgets.interact`` produces them; return (what was sent to the kernel, widget state)."""
+    from jupyter_client.session import Session
+
+    shell = _Shell()
+    client.kc = type("KC", (), {"session": Session(), "shell_channel": shell})()
+    cell_id, comm_id = "cell-request", "out-1"
+    model = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputModel",
+             "outputs": [], "msg_id": ""}
+    comm = lambda kind, data: {"msg_type": kind, "parent_header": {"msg_id": cell_id},
+                               "content": {"comm_id": comm_id, "data": data,
+                                           "target_name": "jupyter.widget"}}
+    outs = []
+    client.handle_comm_msg(outs, comm("comm_open", {"state": model}), 0)
+    client.handle_comm_msg(outs, comm("comm_msg", {"method": "update", "state": {"msg_id": cell_id}}), 0)
+    figure = {"msg_type": "display_data", "parent_header": {"msg_id": cell_id},
+              "header": {"msg_type": "display_data"},
+              "content": {"data": {"text/plain": "<Figure>"}, "metadata": {}}}
+    client.output(outs, figure, None, 0)
+    return shell.sent, client.widget_state[comm_id]
+
+
+def test_headless_widgets_record_outputs_without_echoing_them_to_the_kernel():
+    """checks the build's notebook client keeps what an Output widget (``widgets.interact``)
+    captures but sends nothing back on the shell socket, where nbclient's echo can swallow
+    the cell's reply and leave it waiting for its timeout (08 hung so in a ``make course``);
+    nbclient's own client does send, so the check sees the difference."""
+    from nbclient import NotebookClient
+
+    from course_grading.runner import HeadlessClient
+
+    sent, state = _widget_capture(HeadlessClient(new_notebook()))
+    assert sent == []
+    assert [o["data"]["text/plain"] for o in state["outputs"]] == ["<Figure>"]
+    stock_sent, _ = _widget_capture(NotebookClient(new_notebook()))
+    assert [m["msg_type"] for m in stock_sent] == ["comm_msg"]
