@@ -130,3 +130,23 @@ def test_mlp_grad_matches_autograd():
     F.mse_loss(model(x), y).backward()
     for name, p in model.named_parameters():
         assert torch.allclose(g[name], p.grad, atol=1e-6), name
+
+
+def test_convnet_is_channels_last_except_for_maml():
+    """checks the layout the speed-up rests on: a ConvNet's conv weights and feature maps are
+    channels-last, MAML's batch-statistics net keeps NCHW (its second-order step is slower
+    otherwise), and the features equal those of the same weights laid out NCHW."""
+    import torch
+
+    from course_lib.models import ConvNet
+
+    torch.manual_seed(0)
+    net, maml_net = ConvNet(5, width=8).eval(), ConvNet(5, width=8, batch_stats=True)
+    conv = net.blocks[1][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert maml_net.blocks[1][0].weight.is_contiguous()
+    x = torch.rand(3, 1, 28, 28)
+    assert net.blocks[:2](x).is_contiguous(memory_format=torch.channels_last)
+    nchw = ConvNet(5, width=8).to(memory_format=torch.contiguous_format).eval()
+    nchw.load_state_dict(net.state_dict())
+    torch.testing.assert_close(net.features(x), nchw.features(x), rtol=1e-5, atol=1e-6)
