@@ -244,6 +244,31 @@ def evaluate(model: nn.Module, sampler, episodes: int, alpha, steps: int = 1,
     return evaluate_episodes(learner(model, alpha, steps), sampler, episodes, progress)
 
 
+def accuracy_by_steps(model: nn.Module, sampler, episodes: int, alpha,
+                      steps: list[int]) -> list[tuple[float, float]]:
+    """Query accuracy (mean, 95% CI) after each number of inner steps k in ``steps``.
+
+    Each episode is adapted once, step by step up to ``max(steps)``, and its queries are
+    classified after each k in ``steps``: the numbers equal those of one :func:`evaluate` per
+    k on the same episodes, for the cost of the longest adaptation alone.
+    """
+    if min(steps) < 0:
+        raise ValueError(f"steps must be ≥ 0, got {steps}")
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    accs = {k: [] for k in steps}
+    for _ in range(episodes):
+        e = sampler.sample()
+        phi = theta
+        for k in range(max(steps) + 1):
+            if k:
+                phi = inner_loop(model, phi, e.support_x, e.support_y, alpha, 1, first_order=True)
+            if k in accs:
+                with torch.no_grad():
+                    predicted = functional_call(model, phi, (e.query_x,)).argmax(1)
+                accs[k].append((predicted == e.query_y).float().mean().item())
+    return [mean_ci(accs[k]) for k in steps]
+
+
 def adaptation_curve(model: nn.Module, theta: Params, episodes, alpha, steps: int,
                      loss_fn=F.mse_loss) -> list[tuple[float, float]]:
     """Query loss (mean, 95% CI) after 0, 1, …, ``steps`` inner steps from θ, over episodes.

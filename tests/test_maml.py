@@ -209,3 +209,18 @@ def test_omniglot_setting_trains_once_and_checks_its_settings(tmp_data):
         assert torch.equal(a, b), name
     with pytest.raises(TypeError, match="alhpa"):
         maml.omniglot(tiny_images(), budget, steps=1, alhpa=0.1)
+
+
+def test_accuracy_by_steps_equals_one_evaluation_per_step_count():
+    """checks that adapting each episode once, step by step, gives exactly the accuracies of
+    one maml.evaluate per number of inner steps on the same episodes."""
+    from course_lib.episodes import EpisodeSampler
+    from course_lib.maml import accuracy_by_steps, evaluate
+
+    torch.manual_seed(0)
+    net, images = ConvNet(3, width=4, batch_stats=True), tiny_images()
+    sampler = lambda: EpisodeSampler(images, ways=3, shots=1, queries=2, seed=5)
+    steps = [0, 1, 3]
+    assert accuracy_by_steps(net, sampler(), 6, 0.4, steps) == [evaluate(net, sampler(), 6, 0.4, k) for k in steps]
+    with pytest.raises(ValueError, match="≥ 0"):
+        accuracy_by_steps(net, sampler(), 1, 0.4, [-1])

@@ -150,3 +150,35 @@ def test_convnet_is_channels_last_except_for_maml():
     nchw = ConvNet(5, width=8).to(memory_format=torch.contiguous_format).eval()
     nchw.load_state_dict(net.state_dict())
     torch.testing.assert_close(net.features(x), nchw.features(x), rtol=1e-5, atol=1e-6)
+
+
+def test_conv_block_pools_before_relu_with_the_same_function_and_gradients():
+    """checks a block is conv → batch norm → ReLU → 2×2 max-pool bit for bit: the modules pool
+    first (cheaper), and outputs and gradients equal the literature's order, for the
+    channels-last net (training and eval mode) and for MAML's batch-statistics net."""
+    import torch
+    import torch.nn.functional as F
+
+    from course_lib.models import ConvNet
+
+    def literature_order(net, x):   # written out: conv, batch norm, ReLU, then pool
+        for block in net.blocks:
+            conv, bn = block[0], block[1]
+            x = F.max_pool2d(F.relu(bn(conv(x))), 2)
+        return net.head(x.flatten(1))
+
+    assert [type(m).__name__ for m in ConvNet(5).blocks[0]] == ["Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"]
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 1, 28, 28), torch.randint(0, 5, (12,))
+    for batch_stats in (False, True):
+        for train in (True, False):
+            net = ConvNet(5, width=8, batch_stats=batch_stats)
+            net(x)             # (in training mode: running statistics other than the initial ones)
+            net.train(train)
+            grads = []
+            for forward in (net, lambda x: literature_order(net, x)):
+                out = forward(x)
+                grads.append((out, torch.autograd.grad(F.cross_entropy(out, y), list(net.parameters()))))
+            (a, ga), (b, gb) = grads
+            assert torch.equal(a, b)
+            assert all(torch.equal(p, q) for p, q in zip(ga, gb))
