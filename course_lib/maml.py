@@ -300,7 +300,7 @@ a third more time per step. Measured here (5-way 1-shot, 600 test episodes, thre
 
 def omniglot_steps(budget) -> int:
     """Outer steps of the Omniglot model at a budget (``budget.meta_steps``: 2000 at
-    ``default``, about 10 min on one core)."""
+    ``default``, about 8 min on one core of a 2-core laptop-class machine)."""
     return budget.meta_steps
 
 
