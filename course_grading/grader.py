@@ -110,12 +110,12 @@ def grade_one(job: dict) -> dict:
         else:
             workdir = Path(job["workdir"]) / name[:8]
             workdir.mkdir(parents=True)
+            declared = integrity.own_work(paths["source"])
             run = run_notebook(graded, workdir, Limits(**job["limits"]), job["hide"],
-                               job["mode"], job["env"])
+                               job["mode"], job["env"], declared)
             executed, events = run.notebook, run.events
             result["run_seconds"] = round(run.seconds, 2)
-            verdict = integrity.police(graded, integrity.own_work(paths["source"]),
-                                       run.integrity, grading.REPO)
+            verdict = integrity.police(graded, declared, run.integrity, grading.REPO, release)
             integrity.penalise(executed, verdict)
             findings += [submissions.Finding(*f) for f in verdict.findings]
             findings += [submissions.Finding(label, "an output shows hidden test code; it was "
@@ -123,7 +123,7 @@ def grade_one(job: dict) -> dict:
                          for label in leaks(executed, release, source)]
         out = Path(job["out"]) / f"{name}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(executed, out)
+        nbformat.write(inert(executed), out)
         result["notebooks"][name] = {
             "executed": str(out), "submitted": str(path) if path else None,
             "scores": scores_of(executed), "notes": notes + events,
@@ -264,6 +264,10 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+class Untrusted(RuntimeError):
+    """Grading refused: no isolation on this machine and the submissions are not trusted."""
+
+
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
     """What a student's kernel must not see: grading state and sources of this course and of
     the repository course_lib comes from, plus ``extra`` (submissions, scratch)."""
@@ -277,7 +281,7 @@ def hidden_paths(course_root: Path, extra=()) -> list[Path]:
 def grade(assignment: str, submitted: Path | str, course_root: Path | str = grading.REPO,
           workers: int | None = None, limits: Limits = Limits(), progress: bool = True,
           env: dict | None = None, mode: str | None = None, scheduler: str | None = None,
-          cluster: str | None = None) -> dict:
+          cluster: str | None = None, trust: bool = False) -> dict:
     """Grade every submission of ``assignment`` under ``submitted``; see the module docstring.
 
     Args:
@@ -287,6 +291,8 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
         limits: per-submission :class:`~course_grading.sandbox.Limits`.
         env: extra environment for the kernels (default ``COURSE_BUDGET=quick``).
         mode: ``"namespaces"`` or ``"process"`` (default: the best this machine allows).
+        trust: grade in ``"process"`` mode (no isolation) all the same; without it, a machine
+            without namespaces refuses (:class:`Untrusted`) before anything is written.
 
     Returns:
         the report (also written to ``build/grading/<assignment>/report.json``).
@@ -296,6 +302,12 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     if cluster is not None:
         from .cluster import local_workers
         local_workers(cluster)   # a bad "local:N" is said before anything is graded
+    mode = mode or isolation()
+    if mode != "namespaces" and not trust:   # said before anything is written
+        raise Untrusted("this machine cannot isolate a graded kernel (no Linux namespaces: "
+                        "`unshare --user` fails), so a submission could read other students' "
+                        "work and the hidden tests; grade in a container that allows "
+                        "namespaces, or pass --trust-submissions if you trust every submission")
     course_root = Path(course_root).resolve()
     config = grading.load_config(course_root)
     source_dir = course_root / config.CourseDirectory.source_directory / assignment
@@ -310,7 +322,6 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     for paths in notebooks.values():
         for part, value in grading.part_points(paths["source"]).items():
             points[part] = points.get(part, 0.0) + value
-    mode = mode or isolation()
     workers = workers or os.cpu_count() or 1
     from .cluster import scratch_folder
     scratch = scratch_folder("run")   # and the scratch of earlier runs that were killed
@@ -469,19 +480,35 @@ EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 def _copy_exchange_files(folder: Path, target: Path) -> None:
     """The files nbgrader's exchange writes beside a submission (when it came through one)."""
     for name in EXCHANGE_FILES:
-        if (folder / name).is_file() and (folder / name).resolve() != (target / name).resolve():
-            shutil.copyfile(folder / name, target / name)
+        if submissions.plain_file(folder / name) and \
+                (folder / name).resolve() != (target / name).resolve():
+            shutil.copyfile(folder / name, target / name, follow_symlinks=False)
 
 
 def submission_time(result: dict):
     """When the student handed in: the ``timestamp.txt`` that nbgrader's exchange writes next
-    to a submission (``None`` for a plain folder: never late)."""
+    to a submission (``None`` for a plain folder: never late). A stamp that is a link, too
+    large or not a time is not used: the result gets a note for the instructor instead (that
+    student alone; the batch goes on)."""
     from nbgrader.utils import parse_utc
 
     for nb in result["notebooks"].values():
         stamp = Path(nb["submitted"]).parent / "timestamp.txt" if nb["submitted"] else None
-        if stamp and stamp.is_file():
-            return parse_utc(stamp.read_text().strip())
+        if stamp is None or not (stamp.exists() or stamp.is_symlink()):
+            continue
+        why = None
+        if not submissions.plain_file(stamp) or stamp.stat().st_size > 256:
+            why = "is not a small plain file"
+        else:
+            try:
+                return parse_utc(stamp.read_bytes().decode("utf-8").strip())
+            except Exception as error:   # not UTF-8, not a time: dateutil raises many kinds
+                why = f"is not a time ({type(error).__name__})"
+        note = (f"timestamp.txt {why}: the submission time is unknown and no late penalty was "
+                "applied; check it by hand")
+        if note not in nb["notes"]:
+            nb["notes"].append(note)
+        return None
     return None
 
 
@@ -525,9 +552,19 @@ def _texts(output) -> list[str]:
     return [str(v) for v in output.get("data", {}).values()]
 
 
+def own_lines(notebook: nbformat.NotebookNode) -> set[str]:
+    """The stripped lines of a notebook's cells other than hidden tests (what the student
+    wrote or was shown)."""
+    return {line.strip() for c in notebook.cells if not has_hidden_tests(c)
+            for line in c.source.splitlines()}
+
+
 def leaks(executed, release, source=None, lines: set[str] | None = None) -> list[str]:
-    """Labels of the cells (other than hidden tests) whose outputs show hidden test code."""
+    """Labels of the cells (other than hidden tests) whose outputs show hidden test code that
+    the student did not write themselves (``optimizer.step()`` in a student's own traceback
+    is their line, whatever a hidden test also holds)."""
     lines = hidden_lines(release, source) if lines is None else lines
+    lines = lines - own_lines(executed)
     found = []
     for index, cell in enumerate(executed.cells):
         if cell.cell_type == "code" and not has_hidden_tests(cell) and lines and any(
@@ -573,8 +610,80 @@ def _output_html(output) -> str:
         return f"<pre class='out err'>{html.escape(text)}</pre>"
     data = output.get("data", {})
     if "image/png" in data:
-        return f"<img alt='figure' src='data:image/png;base64,{data['image/png'].strip()}'>"
+        png = _png(data["image/png"])
+        return f"<img alt='figure' src='data:image/png;base64,{png}'>" if png else \
+            "<pre class=out>[an image that is not a PNG was left out]</pre>"
     return f"<pre class=out>{html.escape(str(data.get('text/plain', '')))}</pre>"
+
+
+_SHOWN = ("text/plain", "image/png", "image/jpeg")   # what a graded notebook's outputs keep
+
+
+def inert(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``notebook`` with nothing that a browser would run when the instructor opens it in the
+    Formgrader or a student opens the feedback: outputs keep plain text and re-encoded PNG and
+    JPEG images only (HTML, JavaScript, SVG, widgets become their plain text), and the student's
+    markdown cells show HTML tags as text (a tag's ``<`` written as ``&lt;`` outside math;
+    Markdown and math still render). Attachments other than PNG and JPEG images are dropped."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                data = output.get("data")
+                if data is None:
+                    continue
+                kept = {k: v for k, v in data.items() if k in _SHOWN}
+                for kind in ("image/png", "image/jpeg"):
+                    if kind in kept and _image(kept[kind], kind) is None:
+                        kept.pop(kind)
+                    elif kind in kept:
+                        kept[kind] = _image(kept[kind], kind)
+                if not kept:
+                    kept = {"text/plain": f"[an output of type {', '.join(sorted(data))} was "
+                                          "left out by the grader]"}
+                output["data"] = kept
+                output.get("metadata", {}).pop("text/html", None)
+        elif cell.cell_type == "markdown" and not submissions.is_locked(cell):
+            cell.source = _tags_as_text(cell.source)
+            attachments = cell.get("attachments", {})
+            for key in list(attachments):
+                images = {k: _image(v, k) for k, v in attachments[key].items()
+                          if k in ("image/png", "image/jpeg")}
+                images = {k: v for k, v in images.items() if v}
+                if images:
+                    attachments[key] = images
+                else:
+                    attachments.pop(key)
+    return notebook
+
+
+_MATH = re.compile(r"(\$\$.*?\$\$|\$[^$\n]*\$)", re.DOTALL)
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def _tags_as_text(markdown: str) -> str:
+    """Markdown with every HTML tag's ``<`` written ``&lt;`` (shown, not parsed), outside math."""
+    parts = _MATH.split(markdown)
+    return "".join(part if i % 2 else _TAG.sub("&lt;", part) for i, part in enumerate(parts))
+
+
+_MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8"}
+
+
+def _image(text, kind: str = "image/png") -> str | None:
+    """A notebook's base64 image, decoded and encoded again (so nothing but base64 reaches a
+    page), or None when it is not one of ``kind``."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(str(text).encode("ascii", "strict"), validate=False)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+    return base64.b64encode(raw).decode("ascii") if raw.startswith(_MAGIC[kind]) else None
+
+
+def _png(text) -> str | None:
+    return _image(text, "image/png")
 
 
 def feedback_html(executed, release, outcome: Outcome, source=None) -> str:
@@ -591,7 +700,8 @@ def feedback_html(executed, release, outcome: Outcome, source=None) -> str:
              f"<h1>Feedback for {html.escape(outcome.student)}</h1>",
              f"<table><tr><th>part</th><th>points</th></tr>{rows}<tr><th>total</th>"
              f"<th>{outcome.total:g}</th></tr></table>", f"<ul>{notes}</ul>" if notes else ""]
-    lines = hidden_lines(release, source) if source is not None else frozenset()
+    lines = hidden_lines(release, source) - own_lines(executed) if source is not None \
+        else frozenset()
     for cell in student_view(executed, release, lines).cells:
         if cell.cell_type == "code":
             parts.append(f"<pre>{html.escape(cell.source)}</pre>")
@@ -640,7 +750,7 @@ def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points:
     report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
               "workers": workers, "seconds": round(seconds, 1), "resumed": resumed,
               "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes],
-              "missing": absent}
+              "missing": absent, "trusted": mode != "namespaces"}
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     report["csv"] = str(folder / "grades.csv")
     return report
@@ -657,8 +767,9 @@ def summary(report: dict) -> str:
         lines.append(f"  resumed an interrupted run: {report['resumed']} student(s) recorded "
                      "by it were not graded again")
     if report["isolation"] != "namespaces":
-        lines.append("  warning: no Linux namespaces here, so student code could read files "
-                     "and use the network; grade in a container (see the README)")
+        lines.append("  warning: graded with --trust-submissions and no Linux namespaces, so "
+                     "student code could read files and use the network; grade untrusted work "
+                     "in a container (see the README)")
     if totals:
         lines.append(f"  mean {sum(totals) / len(totals):.2f} / {report['max']:g}, "
                      f"{sum(t == report['max'] for t in totals)} full marks")

@@ -6,18 +6,20 @@ parsed as IPython would run it (magics become calls) and checked for two things:
 - **tricks** (:func:`tricks`): code that changes how the kernel runs, transforms, traces or
   reports later cells, or patches the libraries and helpers the tests use, or reads what the
   grader keeps from the student (the cell history, frames, tracebacks). The categories and
-  their spellings are in ``_NAMES``, ``_MODULES``, ``_ATTRIBUTES`` and ``_DUNDERS``. A cell
-  that does any of this makes every later test cell score 0 (:mod:`course_grading.grader`).
+  their spellings are in ``_NAMES``, ``_MODULES``, ``_ATTRIBUTES`` and ``_DUNDERS``.
 - **delegation** (:func:`delegations`): an answer that calls, aliases, subclasses, wraps or
   re-imports a course function its part asks the student to write, directly or through a name
   one of the student's own cells bound to it. Each assignment lists those functions in
-  ``own_work.toml`` next to its source notebook (:func:`own_work`); the part scores 0.
-  Everything else in ``course_lib`` (data, samplers, models, plots, and the course's version
-  of *another* part, which later parts may use) stays usable.
+  ``own_work.toml`` next to its source notebook (:func:`own_work`). Everything else in
+  ``course_lib`` (data, samplers, models, plots, and the course's version of *another* part,
+  which later parts may use) stays usable.
 
-A static check is detection: a determined student can spell a trick in a way no parser sees,
-which is why the kernel also runs :mod:`course_grading.guard`. This module never runs the
-code it reads and never imports ``torch``.
+Both readings are notes for the instructor and never cost a point by themselves: ordinary
+notebooks use ``inspect``, ``globals()`` or ``%autoreload``, and a determined student spells a
+trick in a way no parser sees. Points are decided by what the code does, which the kernel's
+:mod:`course_grading.guard` observes (:func:`police`): tampering while a test runs fails that
+test, and a call of the course's implementation from the submission while a part's tests run
+scores the part 0. This module never runs the code it reads and never imports ``torch``.
 """
 from __future__ import annotations
 
@@ -421,6 +423,23 @@ def similarity(answer: str, reference: str) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() if a and b else 0.0
 
 
+def verbatim(answer: str, reference: str) -> list[str]:
+    """The docstring and comment lines of ``reference`` (20 characters or more) that
+    ``answer`` holds word for word: the prose a paste keeps and an own answer does not."""
+    import io
+    import tokenize
+
+    prose = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(reference).readline):
+            if token.type == tokenize.COMMENT or (token.type == tokenize.STRING and
+                                                  token.string.startswith(('"""', "'''"))):
+                prose |= {line.strip(" #\"'") for line in token.string.splitlines()}
+    except (tokenize.TokenError, SyntaxError):
+        return []
+    return sorted(line for line in prose if len(line) >= 20 and line in answer)
+
+
 def reference_source(name: str, repo: Path) -> str | None:
     """The source of course function ``name`` (``course_lib.bayes.posterior``), read from its
     file without importing it."""
@@ -444,11 +463,13 @@ OWN_WORK = "OwnWork"   # the error a delegated part's tests get (tricks: runner.
 class Verdict:
     """What the integrity checks found in one graded notebook and what it costs.
 
-    ``after``: index of the first cell with a trick; every test cell after it scores 0.
-    ``parts``: ``{part: reason}`` for parts that score 0 for delegation.
-    ``findings``: ``(cell label, what, tampering)`` for the instructor.
+    ``parts``: ``{part: reason}`` for parts that score 0 because the run saw the submission's
+    code call the course's own implementation while the part's tests ran.
+    ``findings``: ``(cell label, what, costs points)`` for the instructor. What the static
+    reading sees never costs points by itself (an everyday notebook uses ``inspect``,
+    ``globals()`` or ``%autoreload``); what the kernel's guard saw the code *do* while a test
+    ran does.
     """
-    after: int | None = None
     parts: dict[str, str] | None = None
     findings: list[tuple[str, str, bool]] | None = None
 
@@ -466,30 +487,33 @@ def _student_cell(cell) -> bool:
     return cell.cell_type == "code" and not (meta.get("locked") and not meta.get("solution"))
 
 
-def police(graded, declared: dict[str, tuple[str, ...]], runtime: dict[int, list[str]] | None = None,
-           repo: Path | None = None) -> Verdict:
+def police(graded, declared: dict[str, tuple[str, ...]], runtime: dict[int, list[dict]] | None = None,
+           repo: Path | None = None, release=None) -> Verdict:
     """Read every student cell of ``graded`` (the notebook as it is run) for tricks and
-    delegation, add what the kernel's guard reported (``runtime``: cell index → events), and
-    decide what it costs (see :class:`Verdict`)."""
+    delegation (notes for the instructor), add what the kernel's guard reported (``runtime``:
+    cell index → :func:`course_grading.guard.event` dicts), and decide what it costs (see
+    :class:`Verdict`). ``release``: what the student was given (its prose is not a sign of
+    pasting)."""
     from .grading import part_of
 
-    verdict = Verdict(None, {}, [])
+    verdict = Verdict({}, [])
     libraries = libraries_of(c.source for c in graded.cells if c.cell_type == "code")
     # delegation is read through the names the read-only cells bind and the cell's own: a part
     # that calls another part's (delegated) answer by its name is not itself a delegation
     given = libraries_of(c.source for c in graded.cells
                          if c.cell_type == "code" and not _student_cell(c))
     tainted: dict[str, tuple[str, str]] = {}
+    shown = " ".join(c.source for c in (release.cells if release is not None else []))
     for index, cell in enumerate(graded.cells):
         if not _student_cell(cell):
             continue
         label = _label(cell, index)
         hits = tricks(cell.source, libraries)
         if hits:
-            verdict.findings.append((label, "; ".join(map(str, hits[:3])) +
+            verdict.findings.append((label, "read in the code: " + "; ".join(map(str, hits[:3])) +
                                      (f" (+{len(hits) - 3} more)" if len(hits) > 3 else "") +
-                                     ": every later test scores 0", True))
-            verdict.after = index if verdict.after is None else min(verdict.after, index)
+                                     " (a note: only what it does while the tests run costs "
+                                     "points)", False))
         answer_part = part_of(label) if _meta(cell).get("solution") else None
         if answer_part:
             own = {answer_part: declared.get(answer_part, ())}
@@ -497,48 +521,56 @@ def police(graded, declared: dict[str, tuple[str, ...]], runtime: dict[int, list
             uses += [(function, Hit(0, f"uses {name}, bound to {function} in {where}"))
                      for name, (function, where) in tainted.items()
                      if function in own[answer_part] and name in _names_used(cell.source)]
-            for function, hit in uses:
-                reason = (f"{label} {hit}, which part {answer_part} asks you to write yourself: "
-                          f"0 points for {answer_part}")
-                verdict.parts.setdefault(answer_part, reason)
-                verdict.findings.append((label, reason, True))
+            for function, hit in uses[:1]:
+                verdict.findings.append((label, f"read in the code: {hit}, which part "
+                                                f"{answer_part} asks you to write yourself "
+                                                "(a note: the run decides)", False))
         else:   # names a student's own cell binds to a course function, for the answers
             tainted.update({name: (function, label) for name, function
                             in _bindings(cell.source, declared, given).items()})
         if answer_part and repo is not None:
             for function in declared.get(answer_part, ()):
                 reference = reference_source(function, repo)
-                ratio = similarity(cell.source, reference) \
-                    if reference and len(_normalised(reference)) >= SIMILAR_SIZE else 0.0
-                if ratio >= SIMILAR:
+                ratio = similarity(cell.source, reference) if reference else 0.0
+                kept = [line for line in verbatim(cell.source, reference) if line not in shown] \
+                    if reference else []
+                if ratio >= SIMILAR and (kept or len(_normalised(reference)) >= SIMILAR_SIZE):
                     verdict.findings.append((label, f"the answer is {ratio:.0%} the same code as "
-                                                    f"{function}: check that it is the student's "
-                                                    "own work", False))
+                                                    f"{function}" + (f", with {len(kept)} of its "
+                                                    "docstring or comment lines word for word"
+                                                    if kept else "") + ": check that it is the "
+                                                    "student's own work", False))
     for index, events in sorted((runtime or {}).items()):
         label = _label(graded.cells[index], index)
-        verdict.findings += [(label, f"the kernel's guard: {event}", True) for event in events]
-        # reported at a test cell: done by an earlier cell, so that test scores 0 too
-        first = index - 1 if _meta(graded.cells[index]).get("grade") else index
-        verdict.after = first if verdict.after is None else min(verdict.after, first)
+        for found in events:
+            kind, what = found.get("kind"), str(found.get("what", ""))
+            if kind == "delegation":
+                part = found.get("part") or part_of(label)
+                reason = (f"{label}: {what}, which part {part} asks you to write yourself: "
+                          f"0 points for {part}")
+                verdict.parts.setdefault(part, reason)
+                verdict.findings.append((label, reason, True))
+            else:
+                verdict.findings.append((label, f"the kernel's guard: {what}",
+                                         kind != "note"))
     return verdict
 
 
 SIMILAR = 0.9      # an answer this close to the course's code is shown to the instructor …
-SIMILAR_SIZE = 300  # … when the course's code is long enough for closeness to mean copying
+SIMILAR_SIZE = 300  # … when the course's code is long enough for closeness to mean copying,
+# or when the answer also keeps the course's own prose (a short answer that computes the same
+# formula is the same code whoever writes it; the course's docstring is not)
 
 
 def penalise(executed, verdict: Verdict) -> None:
     """Give the tests the verdict takes away an error output (nbgrader then scores them 0)."""
     from .grading import part_of
-    from .runner import TAMPERING, error_output
+    from .runner import error_output
 
     for index, cell in enumerate(executed.cells):
         meta = _meta(cell)
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
             continue
         part = part_of(meta.get("grade_id", ""))
-        if verdict.after is not None and index > verdict.after:
-            cell.outputs.append(error_output(TAMPERING, "this submission changes how the kernel "
-                                                        "runs or reports tests; see the findings"))
-        elif part in (verdict.parts or {}):
+        if part in (verdict.parts or {}):
             cell.outputs.append(error_output(OWN_WORK, verdict.parts[part]))

@@ -23,8 +23,8 @@ TEMPLATES = Path(__file__).parent / "student_edition"
 MARKER = ".course-student-edition"
 # the modules of course_grading that `course check` runs (the command, the sandboxed kernel and
 # its guard, the reading of cells); the rest of the package grades a class
-CHECK_MODULES = ["__init__.py", "cli.py", "grading.py", "guard.py", "integrity.py", "runner.py",
-                 "sandbox.py", "submissions.py"]
+CHECK_MODULES = ["__init__.py", "cli.py", "grading.py", "guard.py", "integrity.py", "plain.py",
+                 "runner.py", "sandbox.py", "submissions.py", "tripwire.py"]
 COPIED = ["requirements.lock", "environment.yml"]
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 

@@ -56,13 +56,13 @@ HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 class Run:
     """An executed notebook and what happened while it ran.
 
-    ``integrity``: ``{cell index: [what the guard saw or why the reply is not trusted]}``,
-    only for cells with something to report.
+    ``integrity``: ``{cell index: [event]}`` (:func:`course_grading.guard.event`: what the
+    guard saw, or why the reply is not trusted), only for cells with something to report.
     """
     notebook: nbformat.NotebookNode
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    integrity: dict[int, list[str]] = field(default_factory=dict)
+    integrity: dict[int, list[dict]] = field(default_factory=dict)
 
 
 def is_test(cell) -> bool:
@@ -78,14 +78,27 @@ def kernel_folders() -> dict[str, str]:
             "COURSE_BUILD": "~/build"}
 
 
-def guard_settings(notebook: nbformat.NotebookNode) -> dict:
-    """What the kernel's guard needs: a fresh secret and the digests of the test cells."""
-    tests = [c.source for c in notebook.cells if is_test(c)]
-    return {"secret": secrets.token_hex(16), "tests": sorted({guard.digest(t) for t in tests}),
-            "hidden": sorted({guard.digest(t) for t in tests if HIDDEN_BEGIN in t})}
+def is_given(cell) -> bool:
+    """A read-only code cell that is not a test (imports, data, helpers the tests use)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+    return cell.cell_type == "code" and bool(meta.get("locked")) and not meta.get("solution") \
+        and not meta.get("grade")
 
 
-def judge(cell, reply: dict | None, secret: str) -> list[str]:
+def guard_settings(notebook: nbformat.NotebookNode, own_work: dict | None = None) -> dict:
+    """What the kernel's guard needs: a fresh secret, the digests of the test cells (and the
+    part each tests) and of the read-only cells, and the course functions each part asks the
+    student to write (``own_work``, from the assignment's ``own_work.toml``)."""
+    tests = [c for c in notebook.cells if is_test(c)]
+    parts = {guard.digest(c.source): c.metadata["nbgrader"].get("grade_id", "").rsplit("-", 1)[0]
+             for c in tests}
+    return {"secret": secrets.token_hex(16), "tests": sorted(parts),
+            "hidden": sorted({guard.digest(c.source) for c in tests if HIDDEN_BEGIN in c.source}),
+            "given": sorted({guard.digest(c.source) for c in notebook.cells if is_given(c)}),
+            "parts": parts, "own_work": {p: list(n) for p, n in (own_work or {}).items()}}
+
+
+def judge(cell, reply: dict | None, secret: str) -> list[dict]:
     """Check one executed cell's reply; add an error output where the reply says the cell
     failed but nothing shows it. Returns the integrity report for the cell."""
     if reply is None or (reply.get("ename") == TIMEOUT and guard.SIGNED not in reply):
@@ -97,12 +110,13 @@ def judge(cell, reply: dict | None, secret: str) -> list[str]:
                 signed.get("events", []))):
         cell.outputs.append(error_output(TAMPERING, "the kernel's reply to this cell was not "
                                                     "the grader's (the kernel was tampered with)"))
-        return ["the kernel's reply was not signed by the grader's guard"]
+        return [guard.event(guard.TAMPERING,
+                            "the kernel's reply was not signed by the grader's guard")]
     if is_test(cell) and reply.get("status") != "ok" and \
             not any(o.output_type == "error" for o in cell.outputs):
         cell.outputs.append(error_output(reply.get("ename") or "Error",
                                          str(reply.get("evalue", ""))[:500]))
-    return [str(e) for e in signed.get("events", [])]
+    return [e for e in signed.get("events", []) if isinstance(e, dict)]
 
 
 def error_output(ename: str, evalue: str) -> nbformat.NotebookNode:
@@ -194,18 +208,20 @@ def _kill_leftovers(marker: str) -> int:
 
 
 def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits = Limits(),
-                 hide=(), mode: str = "process", env: dict | None = None) -> Run:
+                 hide=(), mode: str = "process", env: dict | None = None,
+                 own_work: dict | None = None) -> Run:
     """Run every code cell of ``notebook`` (a copy) in a sandbox kernel working in ``workdir``.
 
     Args:
         workdir: a fresh, short path (Unix socket names must stay under 108 characters);
             the kernel's working folder and HOME.
         limits, hide, mode, env: see :func:`course_grading.sandbox.write_kernel_spec`.
+        own_work: ``{part: course functions}`` trip-wired while that part's tests run.
     """
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))
     workdir = Path(workdir)
     marker = f"COURSE_SANDBOX_ID={uuid.uuid4().hex}"
-    settings = guard_settings(nb)
+    settings = guard_settings(nb, own_work)
     kernels = write_kernel_spec(workdir / ".jupyter", workdir, limits, hide, mode,
                                 {**(env or {}), "COURSE_SANDBOX_ID": marker.split("=")[1]},
                                 settings)
@@ -276,4 +292,22 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
             if killed:
                 run.events.append(f"ended {killed} process(es) left running by the notebook")
     run.seconds = time.monotonic() - start
+    for cell in nb.cells:   # a kernel can print a lone surrogate, which no file can hold
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(encodable(o)) for o in cell.outputs]
     return run
+
+
+def encodable(value):
+    """``value`` (JSON-like) with every lone surrogate replaced by U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value

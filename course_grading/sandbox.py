@@ -10,9 +10,15 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
    - the course repository (``course_lib`` included), the Python installation and the data
      and shared cache folders are read-only (:func:`read_only_paths`), so a submission cannot
      change what the next student is graded with;
+   - ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are private, empty tmpfs folders
+     (:data:`PRIVATE`): no Unix socket of the grader, its forkserver, Dask or another kernel,
+     and no file another student's kernel left, is in any path the kernel can see (a Unix
+     socket needs no network, so the network namespace alone would not stop a connection);
+     its own working folder and the read-only folders that lie under them are mounted back;
    - the paths to hide (gradebook, source notebooks with hidden tests, other students'
      folders, the submissions, ``.git``) are covered by empty folders, and its own working
      folder is mounted back on top;
+   - no file descriptor of the grader is inherited (all above 2 are closed first);
    - every process the kernel starts lives in its PID namespace, so all of them end when the
      kernel ends (no background process survives grading);
 
@@ -24,8 +30,9 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
    see afterwards;
 4. becomes an ordinary IPython kernel.
 
-Without namespaces (macOS, containers that forbid them) only step 2 applies and the grading
-summary says so; a large course then runs the grader inside a container (see the README).
+Without namespaces (macOS, containers that forbid them) only step 2 applies: ``course grade``
+then refuses submissions it does not trust unless told ``--trust-submissions``, and its summary
+says so; a large course runs the grader inside a container that allows them (see the README).
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ from pathlib import Path
 CONFIG_VARIABLE = "COURSE_SANDBOX"
 KERNEL_NAME = "course-sandbox"
 LAUNCHER = str(Path(__file__).resolve())   # run as a script: the kernel starts without torch
+PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")   # each kernel gets empty ones of its own
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
            "--kill-child", "--mount-proc"]
 
@@ -113,10 +121,11 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 32, 4096, 16384
 
 
-def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+def _mount(source: str, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                  flags, None) != 0:
+                  flags, data.encode() if data else None) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
 
@@ -134,6 +143,36 @@ def hide_paths(hide, keep: Path) -> None:
         keep.mkdir(parents=True, exist_ok=True)
         _mount(f"/proc/self/fd/{keep_fd}", str(keep), None, _MS_BIND | _MS_REC)
     os.close(keep_fd)
+
+
+def private_folders(keep, size_mb: int) -> None:
+    """Mount an empty tmpfs on each of :data:`PRIVATE` (at most ``size_mb`` each), then bind
+    every folder of ``keep`` that lay under one of them back at its own path (the kernel's
+    working folder, a read-only folder). Needs a private mount namespace."""
+    keep = [Path(p) for p in keep]
+    inside = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in keep
+              if p.is_dir() and any(p.resolve().is_relative_to(d) for d in PRIVATE)]
+    for folder in PRIVATE:
+        if Path(folder).is_dir() and not Path(folder).is_symlink():
+            _mount("tmpfs", folder, "tmpfs", 0, f"size={size_mb}m,mode=1777")
+    for path, fd in inside:
+        path.resolve().mkdir(parents=True, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", str(path.resolve()), None, _MS_BIND | _MS_REC)
+        os.close(fd)
+
+
+def close_inherited() -> None:
+    """Close every file descriptor above stderr (nothing of the grader's reaches the kernel)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def library_paths(workdir: Path) -> list[Path]:
@@ -222,6 +261,7 @@ def main(argv: list[str]) -> int:
         print("usage: python course_grading/sandbox.py CONNECTION_FILE", file=sys.stderr)
         return 2
     config = json.loads(os.environ[CONFIG_VARIABLE])
+    close_inherited()
     _die_with_parent()
     if config["mode"] == "namespaces" and not os.environ.get("COURSE_SANDBOX_INSIDE"):
         os.environ["COURSE_SANDBOX_INSIDE"] = "1"
@@ -232,6 +272,7 @@ def main(argv: list[str]) -> int:
     guard_file.unlink()
     read_only = read_only_paths(workdir)
     if config["mode"] == "namespaces":
+        private_folders([workdir, *read_only], config["limits"]["memory_mb"])
         make_read_only(read_only)
         hide_paths(config["hide"], workdir)
     else:

@@ -70,15 +70,24 @@ def collect(folder: Path | str, assignment: str) -> dict[str, Path]:
     inbound = [p for p in [folder / "inbound", *folder.glob("*/inbound")] if p.is_dir()]
     found: dict[str, Path] = {}
     if inbound:
-        for entry in sorted(p for box in inbound for p in box.iterdir() if p.is_dir()):
+        for entry in sorted(p for box in inbound for p in box.iterdir()
+                            if p.is_dir() and not p.is_symlink()):
             student, _, rest = entry.name.partition("+")
             name, _, stamp = rest.partition("+")
             if name == assignment and (student not in found or stamp >= found[student][0]):
                 found[student] = (stamp, entry)
         return {s: p for s, (_, p) in sorted(found.items())}
-    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found[student.name] = student / assignment if (student / assignment).is_dir() else student
+    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                          and not p.name.startswith(".")):   # a linked folder is not followed
+        inner = student / assignment
+        found[student.name] = inner if inner.is_dir() and not inner.is_symlink() else student
     return found
+
+
+def plain_file(path: Path) -> bool:
+    """A regular file that is not a link (a submission's links are never followed: an archive
+    can carry one to the instructor's files)."""
+    return Path(path).is_file() and not Path(path).is_symlink()
 
 
 def find_notebook(folder: Path, name: str, release: nbformat.NotebookNode,
@@ -90,10 +99,12 @@ def find_notebook(folder: Path, name: str, release: nbformat.NotebookNode,
     notebook names, which are not candidates.
     """
     expected = folder / f"{name}.ipynb"
-    if expected.is_file():
+    if plain_file(expected):
         return expected, None
+    if expected.is_symlink():
+        return None, f"{name}.ipynb is a link, not a file: it was not followed or graded"
     candidates = sorted(p for p in folder.glob("*.ipynb")
-                        if p.stem not in others and p.stem != name)
+                        if p.stem not in others and p.stem != name and plain_file(p))
     if not candidates:
         return None, f"no {name}.ipynb was submitted"
     ids = {grade_id(c) for c in release.cells} - {None}
@@ -111,9 +122,11 @@ def find_notebook(folder: Path, name: str, release: nbformat.NotebookNode,
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a submitted notebook; :class:`SubmissionError` if it is not a valid one (a
     missing or unreadable file raises OSError as usual)."""
+    if Path(path).is_symlink():
+        raise SubmissionError(f"{Path(path).name} is a link, not a file: it was not followed")
     data = Path(path).read_bytes()
     try:
-        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+        notebook = nbformat.reads(_without_surrogates(data.decode("utf-8")), as_version=4)
     except UnicodeDecodeError:
         raise SubmissionError(f"{Path(path).name} is not a text file") from None
     except Exception as error:   # NotJSONError, a schema error, a missing key …
@@ -126,6 +139,19 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
                 cell.get("source"), str):
             raise SubmissionError(f"{Path(path).name} holds a cell nbformat cannot read")
     return notebook
+
+
+def _without_surrogates(text: str) -> str:
+    """JSON may spell a lone surrogate (``"\\ud800"``), which no UTF-8 file or page can hold:
+    each becomes U+FFFD, so one odd character never stops a student's grading."""
+    if "\\ud" not in text.lower():
+        return text
+    import re
+
+    return re.sub(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?",
+                  lambda m: m.group(0) if len(m.group(0)) == 12 and
+                  m.group(0)[2].lower() == "d" and m.group(0)[3].lower() in "89ab" else "\\ufffd",
+                  text)
 
 
 # ---------------------------------------------------------------------------- checking it

@@ -12,10 +12,12 @@ wall times is written to ``build/results.json`` as ``benchmarks.grade_speedup``.
 :func:`cluster_speedup` grades one class on a local Dask cluster of one and of two workers
 (``benchmarks.cluster_grade_speedup``).
 
-:func:`red_team` then grades :mod:`course_grading.redteam`'s submissions with ``course grade``:
-every trick on ``bayes`` and ``maml_protonets`` (the untouched release plus one cell, so every
-point is one the trick won) and the delegating student of every assignment. Their points are
-``benchmarks.cheat_points`` and ``benchmarks.delegation_points``; both must be 0.
+:func:`red_team` then grades :mod:`course_grading.redteam`'s submissions with ``course grade``,
+every assignment: every trick (the untouched release plus one cell, so every point is one the
+trick won), the delegating student and every spelling of delegation, and the reference answers
+with and without every everyday idiom. ``benchmarks.cheat_points``,
+``benchmarks.delegation_points``, ``benchmarks.false_alarms`` and ``benchmarks.escapes`` must
+all be 0.
 """
 from __future__ import annotations
 
@@ -113,10 +115,15 @@ def cluster_speedup(assignment: str = "transfer", students: int = 16) -> dict:
             "cluster_grade_speedup": round(seconds[1] / seconds[2], 2)}
 
 
-def red_team(tricked=("bayes", "maml_protonets"), workers: int | None = None) -> dict:
-    """Points the red team earns: ``cheat_points`` (tricks on ``tricked``) and
-    ``delegation_points`` (delegating students, every assignment)."""
-    cheat = delegation = 0.0
+def red_team(workers: int | None = None) -> dict:
+    """What the red team earns and costs, over every assignment in one batch each:
+    ``cheat_points`` (every trick of :data:`course_grading.redteam.TRICKS` on the untouched
+    release), ``delegation_points`` (the delegating student and every delegation spelling),
+    ``false_alarms`` (points the honest-idioms student lost against the reference answers, plus
+    findings listed as tampering for it) and ``escapes`` (writes into the course, the venv or
+    the data that changed a byte)."""
+    cheat = delegation = false_alarms = escapes = 0.0
+    protected = {path: Path(path).read_bytes() for path in redteam.protected_files()}
     for assignment in grading.source_assignments(grading.REPO):
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
@@ -126,24 +133,35 @@ def red_team(tricked=("bayes", "maml_protonets"), workers: int | None = None) ->
             grading.release(assignment, course_root=root)
             release_path = root / "assignments" / assignment / f"{assignment}.ipynb"
             release = nbformat.read(release_path, as_version=4)
-            students = {"delegating": redteam.delegating(release, assignment)}
-            if assignment in tricked:
-                source = root / "solutions" / assignment / f"{assignment}.ipynb"
-                students.update({f"trick_{name}": notebook for name, (notebook, *_rest)
-                                 in redteam.tricks(release, source).items()})
+            source = root / "solutions" / assignment / f"{assignment}.ipynb"
+            solved = submissions.solved(release, nbformat.read(source, as_version=4))
+            students = {"delegating": redteam.delegating(release, assignment),
+                        "solution": solved, "honest": redteam.honest(solved)}
+            students.update({f"trick_{name}": notebook for name, (notebook, *_rest)
+                             in redteam.tricks(release, source).items()})
+            students.update({name: notebook for name, (notebook, *_rest)
+                             in redteam.delegation_spellings(release, source).items()})
+            students.update({f"trick_{name}": notebook for name, (notebook, *_rest)
+                             in redteam.liars(release).items()})
             for student, notebook in students.items():
                 (root / "inbox" / student).mkdir(parents=True)
                 nbformat.write(notebook, root / "inbox" / student / release_path.name)
             report = grader.grade(assignment, root / "inbox", root, workers=workers,
                                   progress=False)
-        for outcome in report["outcomes"]:
-            if outcome["student"] == "delegating":
+        by = {o["student"]: o for o in report["outcomes"]}
+        for student, outcome in by.items():
+            if student == "delegating" or student.startswith("delegates_"):
                 delegation += outcome["total"]
-            else:
+            elif student.startswith("trick_"):
                 cheat += outcome["total"]
+        false_alarms += by["solution"]["total"] - by["honest"]["total"] + \
+            len(by["honest"]["tampering"])
         print(f"red team on {assignment}: {len(report['outcomes'])} submissions, "
-              f"{sum(o['total'] for o in report['outcomes']):g} points", flush=True)
-    return {"cheat_points": cheat, "delegation_points": delegation}
+              f"{sum(o['total'] for o in report['outcomes'] if o['student'] not in ('solution', 'honest')):g} "
+              "points to attackers", flush=True)
+    escapes += sum(Path(path).read_bytes() != data for path, data in protected.items())
+    return {"cheat_points": cheat, "delegation_points": delegation,
+            "false_alarms": false_alarms, "escapes": escapes}
 
 
 def main() -> int:

@@ -124,7 +124,7 @@ def attackers(course, sensitive: dict) -> dict:
                           3, set(), "ran past")
     A["ignores_interrupt"] = ({"tiny.ipynb": answered(
         course, norm="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")},
-        2, {"norm"}, "did not stop when interrupted")
+        2, set(), "did not stop when interrupted")
     A["raising"] = ({"tiny.ipynb": answered(course, add="def add(a, b):\n    raise ValueError('no')")},
                     3, set(), None)
     A["os_exit"] = ({"tiny.ipynb": answered(course, norm="import os\nos._exit(3)")}, 2, set(),
@@ -167,22 +167,32 @@ def attackers(course, sensitive: dict) -> dict:
               "            f.write(b'owned')\n    except OSError as e:\n        print('blocked', e)")
     A["writes_gradebook"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
         paths=[sensitive["gradebook"], sensitive["neighbour"]])])}, 5, set(), None)
-    # refused by the kernel's guard (and read-only in namespaces); every later test scores 0
+    # refused by the kernel's guard (and read-only in namespaces): a note, as it changed nothing
     A["writes_course"] = ({"tiny.ipynb": answered(course, extra=[writer.format(
-        paths=COURSE_FILES + [os.path.join(sys.prefix, "pyvenv.cfg")])])}, 0, {"cell 3"},
-        None)
+        paths=COURSE_FILES + [os.path.join(sys.prefix, "pyvenv.cfg")])])}, 5, set(),
+        "read-only")
     A["monkey_patch"] = ({"tiny.ipynb": answered(
         course, norm="math.isclose = lambda *args, **kwargs: True\ndef norm(v):\n    return 0.0")},
-        2, {"norm", "norm-visible"}, None)   # read in the cell, and found by the guard
-    # a patch no static reading sees: the guard finds math.isclose holding the student's code
+        2, set(), None)   # put back before the tests without a word: norm's own 0.0 fails
+    # a patch no static reading sees: put back before the tests all the same
     A["unseen_patch"] = ({"tiny.ipynb": answered(
         course, norm="m = [math][0]\nm.isclose = lambda *args, **kwargs: True\n"
-                     "def norm(v):\n    return 0.0")}, 2, {"norm-visible"}, None)
+                     "def norm(v):\n    return 0.0")}, 2, set(), None)
+    # a patch made by the answer while a test calls it: that test fails as tampering
+    A["patch_in_test"] = ({"tiny.ipynb": answered(
+        course, norm="def norm(v):\n    math.isclose = lambda *args, **kwargs: True\n"
+                     "    return 0.0")}, 2, {"norm-visible", "norm-hidden"}, None)
     # the guard's wrapper taken off the kernel: no later reply is signed, so nothing scores
     A["unguarded"] = ({"tiny.ipynb": answered(course, extra=[
         "from ipykernel.ipkernel import IPythonKernel\n"
         "IPythonKernel.do_execute = IPythonKernel.do_execute.__wrapped__"])}, 0,
-        {"cell 3", "add-visible", "add-hidden", "norm", "norm-visible", "norm-hidden"}, None)
+        {"add-visible", "add-hidden", "norm", "norm-visible", "norm-hidden"}, None)
+    # reads linecache while the hidden test calls it, and the namespace after the tests
+    spy = answered(course, add="import linecache\nSEEN = []\ndef add(a, b):\n"
+                               "    SEEN.extend(l for e in list(linecache.cache.values()) for l in e[2])\n"
+                               "    return a + b")
+    spy.cells.append(_cell("code", "print('SEEN', SEEN)\nprint('NAMES', sorted(globals()))"))
+    A["reads_remnants"] = ({"tiny.ipynb": spy}, 5, set(), None)
     A["nondeterministic"] = ({"tiny.ipynb": answered(course, extra=[
         "import random, time, os\nprint(random.random(), time.time(), os.urandom(4).hex())"])},
         5, set(), None)
@@ -279,7 +289,8 @@ def test_every_student_has_a_recorded_grade(graded, course):
     "memory_bomb", "line_flood", "giant_line", "edited_test", "deleted_test", "test_to_markdown",
     "forged_metadata", "duplicated_cells", "renamed", "invalid_json", "reads_hidden",
     "writes_gradebook", "monkey_patch", "nondeterministic", "stderr_noise", "background_process",
-    "huge_file", "writes_course", "unseen_patch", "unguarded"])
+    "huge_file", "writes_course", "unseen_patch", "patch_in_test", "unguarded",
+    "reads_remnants"])
 def test_attacker_gets_expected_score_and_reason(graded, course, student):
     """Checks one crafted submission's recorded score (CSV and gradebook), tampering findings
     and reason."""
@@ -349,7 +360,9 @@ def test_kernel_cannot_read_or_write_grading_state(graded, course):
                              as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                       and not submissions.grade_id(c) for o in c.outputs)
-    assert printed.count("blocked") == 2 and "read " + graded["sensitive"]["gradebook"] + " b''" in printed
+    # the course folder of this test lies in /tmp, which the kernel sees empty: all three are
+    # missing (a course outside /tmp shows its gradebook as an empty file: /dev/null)
+    assert printed.count("blocked") == 3, printed
     for secret in ("BEGIN HIDDEN", "SQLite format", "def add"):
         assert secret not in printed, printed
     assert grading.cell_scores(course, "tiny", "control_00")
@@ -357,15 +370,26 @@ def test_kernel_cannot_read_or_write_grading_state(graded, course):
 
 def test_kernel_cannot_change_the_course(graded, course):
     """Checks that the attacker writing to course_lib, the repository and the venv was refused
-    every time and listed, and that those files are byte-identical after the batch."""
+    every time and listed for the instructor (a note: nothing changed, so nothing is lost), and
+    that those files are byte-identical after the batch."""
     executed = nbformat.read(course / "autograded" / "writes_course" / "tiny" / "tiny.ipynb",
                              as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                       and not submissions.grade_id(c) for o in c.outputs)
     assert printed.count("blocked by the grader") == len(COURSE_FILES) + 1, printed
     outcome = {o["student"]: o for o in graded["runs"][0][0]["outcomes"]}["writes_course"]
-    assert sum("read-only" in t for t in outcome["tampering"]) == len(COURSE_FILES) + 1
+    assert sum("read-only" in t for t in outcome["reasons"]) == len(COURSE_FILES) + 1
     assert {path: _sha256(path) for path in COURSE_FILES} == graded["course_files"]
+
+
+def test_hidden_tests_leave_nothing_to_read(graded, course):
+    """Checks that an answer reading linecache while the hidden tests call it, and a last cell
+    printing the namespace, saw no line of a hidden test (the autograded copy, which is the
+    instructor's, is read: the feedback would scrub it anyway)."""
+    printed = _printed(course, "reads_remnants")
+    assert "SEEN" in printed and "assert add(1, 2) == 3" in printed   # it did read linecache
+    for secret in (HIDDEN_ADD, HIDDEN_NORM, "BEGIN HIDDEN"):
+        assert secret not in printed, printed
 
 
 def test_outputs_are_capped(graded, course):
@@ -397,12 +421,12 @@ def _read(path: Path) -> bytes:
 # ---------------------------------------------------------------------------- course check
 def test_check_reports_parts(course, capsys):
     """Checks `course check` on an unanswered, a half-right, a full and a tricking notebook:
-    the table, 'not answered yet', 'graded after submission', the trick's warning and cost,
+    the table, 'not answered yet', 'graded after submission', the note on a trick (free),
     and the exit status."""
     folder = course / "check"
     folder.mkdir(exist_ok=True)
     cases = {"blank": (release(course), 1), "half": (answered(course, norm="def norm(v):\n    return 0.0"), 1),
-             "full": (answered(course), 0), "trick": (answered(course, extra=["print(In)"]), 1)}
+             "full": (answered(course), 0), "trick": (answered(course, extra=["print(In)"]), 0)}
     for name, (nb, status) in cases.items():
         nbformat.write(nb, folder / f"{name}.ipynb")
         assert cli.check("tiny", str(folder / f"{name}.ipynb"), course, LIMITS) == status
@@ -411,8 +435,9 @@ def test_check_reports_parts(course, capsys):
             assert out.count("not answered yet") == 2
         if name == "half":
             assert "FAILED AssertionError" in out
-        if name == "trick":   # the student sees what grading will make of it, and its cost
-            assert "warning: cell 3: line 1: uses In" in out and out.count("0/2") == 1, out
+        if name == "trick":   # the student sees what grading reads, and that it costs nothing
+            assert "note: cell 3: read in the code: line 1: uses In" in out, out
+            assert "all visible tests pass" in out and "warning" not in out, out
         assert "graded after submission" in out
 
 
@@ -468,3 +493,105 @@ def test_grade_command_passes_the_budget(tmp_path, monkeypatch, capsys):
     assert "invalid choice: 'huge'" in capsys.readouterr().err and len(seen) == 2
     from course_lib.budget import BUDGETS
     assert cli.BUDGETS == tuple(sorted(BUDGETS))
+
+
+# ---------------------------------------------------------------------------- isolation
+PLANT = ("import os\nfor folder in ('/tmp', '/dev/shm', '/var/tmp', os.path.expanduser('~')):\n"
+         "    with open(os.path.join(folder, 'left-by-a-student'), 'w') as f:\n"
+         "        f.write('a message to the next student')\nprint('planted')")
+PROBE = ("import os, socket\nfor path in {sockets!r}:\n    s = socket.socket(socket.AF_UNIX)\n"
+         "    try:\n        s.connect(path)\n        print('CONNECTED', path)\n"
+         "    except OSError as e:\n        print('refused', type(e).__name__)\n"
+         "    finally:\n        s.close()\n"
+         "for path in {files!r}:\n    print('FOUND' if os.path.exists(path) else 'absent', path)\n"
+         "print('SEEN', {{d: sorted(os.listdir(d)) for d in ('/tmp', '/dev/shm', '/var/tmp')}})")
+PLANTED = [f"{d}/left-by-a-student" for d in ("/tmp", "/dev/shm", "/var/tmp")]
+
+
+def unix_sockets() -> list[str]:
+    """Paths of the Unix sockets bound on this machine now (``/proc/net/unix``)."""
+    rows = [line.split() for line in Path("/proc/net/unix").read_text().splitlines()[1:]]
+    return sorted({row[-1] for row in rows if len(row) >= 8 and row[-1].startswith("/")})
+
+
+def _printed(course, student) -> str:
+    executed = nbformat.read(course / "autograded" / student / "tiny" / "tiny.ipynb", as_version=4)
+    return "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                   and not submissions.grade_id(c) for o in c.outputs)
+
+
+@needs_namespaces
+def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course, tmp_path):
+    """Checks from inside graded kernels: a student's files in /tmp, /dev/shm, /var/tmp and HOME
+    reach neither the next student's kernel nor the machine after the batch, and no Unix
+    socket bound on the machine (the grader's forkserver, the test's own listener, the first
+    batch's kernels) accepts a connection; the same probe in an unisolated kernel does connect
+    (so the check can fail)."""
+    import socket
+
+    from course_grading.runner import run_notebook
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "grader.sock"))
+    listener.listen(8)
+    inbox = tmp_path / "inbox"
+    write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None)})
+    run_batch(course, inbox)   # the forkserver is up from here on
+    sockets = unix_sockets()
+    assert str(tmp_path / "grader.sock") in sockets and any("/pymp-" in s for s in sockets), sockets
+    probe = answered(course, extra=[PROBE.format(sockets=sockets, files=PLANTED)])
+    write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None),
+                        "b_prober": ({"tiny.ipynb": probe}, 5, set(), None)})
+    report = grader.grade("tiny", inbox, course, workers=1, limits=LIMITS, progress=False)
+    assert {o["student"]: o["total"] for o in report["outcomes"]} == {"a_planter": 5, "b_prober": 5}
+    assert "planted" in _printed(course, "a_planter")
+    printed = _printed(course, "b_prober")
+    assert printed.count("refused") == len(sockets) and "CONNECTED" not in printed, printed
+    assert printed.count("absent") == len(PLANTED) and "FOUND" not in printed, printed
+    assert [p for p in PLANTED if Path(p).exists()] == []
+    (tmp_path / "k").mkdir()
+    unisolated = run_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        PROBE.format(sockets=[str(tmp_path / "grader.sock")], files=[]))]),
+        tmp_path / "k", LIMITS, mode="process")
+    assert "CONNECTED" in unisolated.notebook.cells[0].outputs[0].text
+
+
+def test_files_a_student_supplies_cost_that_student_alone(course, tmp_path):
+    """Checks a batch where one submission is a link to the instructor's source notebook, one
+    has a timestamp.txt that is not a time, one a timestamp.txt that links to the source, one
+    lone surrogates in a markdown cell and an output, and one an image output whose data tries
+    to break out of the <img> tag: every student is graded, nothing of the source reaches a
+    feedback page, and no page holds an event handler."""
+    import base64
+
+    source = course / "solutions" / "tiny" / "tiny.ipynb"
+    inbox = tmp_path / "inbox"
+    write_class(inbox, {s: ({"tiny.ipynb": answered(course)}, 5, set(), None)
+                        for s in ("bad_stamp", "link_stamp", "surrogate", "image", "plain")})
+    (inbox / "linked").mkdir()
+    (inbox / "linked" / "tiny.ipynb").symlink_to(source)
+    (inbox / "bad_stamp" / "timestamp.txt").write_text("the day before the deadline")
+    (inbox / "link_stamp" / "timestamp.txt").symlink_to(source)
+    text = (inbox / "surrogate" / "tiny.ipynb").read_text()
+    (inbox / "surrogate" / "tiny.ipynb").write_text(text.replace("# Tiny assignment", "# Tiny \\ud800"))
+    nb = answered(course, extra=["print('\\udc00 odd')"])
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 16).decode()
+    cell = nbformat.v4.new_code_cell("1", outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": png + "' onerror='alert(1)' x='"})])
+    nb.cells.append(cell)
+    nbformat.write(nb, inbox / "image" / "tiny.ipynb")
+    report = grader.grade("tiny", inbox, course, workers=2, limits=LIMITS, progress=False)
+    totals = {o["student"]: o["total"] for o in report["outcomes"]}
+    assert totals == {"bad_stamp": 5, "link_stamp": 5, "surrogate": 5, "image": 5, "plain": 5,
+                      "linked": 0}, totals
+    reasons = {o["student"]: " ".join(o["reasons"]) for o in report["outcomes"]}
+    assert "is a link" in reasons["linked"]
+    assert "timestamp.txt is not a time" in reasons["bad_stamp"]
+    assert "timestamp.txt is not a small plain file" in reasons["link_stamp"]
+    secret = HIDDEN_ADD.split(" and ")[0]
+    for student in totals:
+        folder = course / "feedback" / student / "tiny"
+        for path in folder.iterdir():
+            page = path.read_text(errors="replace")
+            assert secret not in page and "onerror" not in page, path
+    assert not (course / "submitted" / "linked" / "tiny" / "tiny.ipynb").exists()

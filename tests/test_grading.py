@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_grading import grader, grading, integrity, submissions
+from course_grading import grader, grading, integrity, redteam, submissions
 
 pytestmark = [
     pytest.mark.slow,
@@ -95,10 +95,12 @@ def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
     part (the release with that one answer filled in from the source)."""
     if assignment not in _graded:
         inbox = tmp_path_factory.mktemp(f"inbox-{assignment}")
-        write_submission(inbox, "solution", {
-            name: submissions.solved(release, nbformat.read(
-                course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
-            for name, release in release_notebooks(course, assignment).items()})
+        solved = {name: submissions.solved(release, nbformat.read(
+            course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
+            for name, release in release_notebooks(course, assignment).items()}
+        write_submission(inbox, "solution", solved)
+        write_submission(inbox, "honest", {name: redteam.honest(notebook)
+                                           for name, notebook in solved.items()})
         for _, notebook, part in parts_of(assignment):
             source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb",
                                    as_version=4)
@@ -194,6 +196,24 @@ def test_solutions_score_full_marks(course, assignment, tmp_path_factory):
     assert outcome["tampering"] == [], outcome
     for path in notebook_paths(course / "autograded" / "solution" / assignment):
         assert error_cells(nbformat.read(path, as_version=4)) == [], path.name
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_everyday_notebook_code_costs_nothing(course, assignment, tmp_path_factory):
+    """Checks that the reference answers plus every everyday idiom of
+    ``course_grading.redteam.IDIOMS`` (autoreload, %%capture, !ls, inspect, pickle, gc,
+    globals(), eval, setattr loops, _, a displayed dataclass or module, plots, tqdm, timing,
+    help, seeds, warnings, a thread …) score what the answers alone score, with nothing
+    listed as tampering and every idiom cell run without an error."""
+    report = graded(course, assignment, tmp_path_factory)
+    assert grading.part_scores(course, assignment, "honest") == \
+        grading.part_scores(course, assignment, "solution")
+    outcome = {o["student"]: o for o in report["outcomes"]}["honest"]
+    assert outcome["tampering"] == [], outcome["tampering"]
+    for path in notebook_paths(course / "autograded" / "honest" / assignment):
+        executed = nbformat.read(path, as_version=4)
+        errors = [e for e in error_cells(executed) if "ZeroDivisionError" not in e]
+        assert errors == [], (path.name, errors)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -68,26 +68,29 @@ def test_honest_code_is_not_a_trick():
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_answers_are_clean(assignment):
     """Checks that the reference answers, the release's own cells and its try-it cells give no
-    finding that costs points (a perfect solution is never flagged)."""
+    finding but, at most, the note that an answer is close to the course's code (which the
+    reference answers are, by design: pcgrad's is 91% the same)."""
     release = nbformat.read(REPO / "assignments" / assignment / f"{assignment}.ipynb", as_version=4)
     source_path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
     graded = submissions.graded_notebook(submissions.solved(release, source), release, source)
-    verdict = integrity.police(graded, integrity.own_work(source_path), {}, REPO)
-    assert verdict.after is None and verdict.parts == {}, verdict
-    assert not [f for f in verdict.findings if f[2]], verdict.findings
+    verdict = integrity.police(graded, integrity.own_work(source_path), {}, REPO, release)
+    assert verdict.parts == {}, verdict
+    assert all("the same code as" in what and not costs for _, what, costs in verdict.findings)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_delegation_is_read(assignment):
-    """Checks that every delegating answer (call, alias, subclass, wrapper, re-import) costs
-    its part, and only parts it delegated."""
+    """Checks that every delegating answer (call, alias, subclass, wrapper, re-import) is read
+    as a note on its part, and that the reading alone costs nothing (the run decides)."""
     release = nbformat.read(REPO / "assignments" / assignment / f"{assignment}.ipynb", as_version=4)
     source_path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
     graded = submissions.graded_notebook(redteam.delegating(release, assignment), release, source)
     verdict = integrity.police(graded, integrity.own_work(source_path), {}, REPO)
-    assert set(verdict.parts) == set(redteam.DELEGATING[assignment])
+    noted = {label for label, what, costs in verdict.findings
+             if "asks you to write yourself" in what and not costs}
+    assert noted == set(redteam.DELEGATING[assignment]) and verdict.parts == {}
 
 
 def test_delegation_spellings():
@@ -114,8 +117,10 @@ def _tiny(cells):
     return nb
 
 
-def test_a_trick_costs_every_later_test_and_delegation_its_part():
-    """Checks what the verdict takes: the tests after a trick, and the delegated part's tests."""
+def test_only_what_the_run_saw_costs_points():
+    """Checks the verdict's rule: what the reading sees (a trick, a delegation) is a note that
+    costs nothing; the guard's delegation event zeroes its part, its tampering event is listed
+    as costing, its note is not."""
     test = {"grade": True, "locked": True, "points": 1}
     nb = _tiny([("code", "a", "from course_lib.bayes import posterior\ndef a():\n    return posterior()",
                  {"solution": True}),
@@ -125,12 +130,20 @@ def test_a_trick_costs_every_later_test_and_delegation_its_part():
                 ("code", None, "print(In)", {}),
                 ("code", "c", "def c():\n    return 1", {"solution": True}),
                 ("code", "c-visible", "assert c()", test)])
-    verdict = integrity.police(nb, {"a": ("course_lib.bayes.posterior",)}, {}, REPO)
-    assert verdict.after == 4 and set(verdict.parts) == {"a"}
+    declared = {"a": ("course_lib.bayes.posterior",)}
+    read = integrity.police(nb, declared, {}, REPO)
+    assert read.parts == {} and len(read.findings) == 2 and not any(f[2] for f in read.findings)
+    runtime = {1: [guard.event(guard.DELEGATION, "posterior was called by a()", "a")],
+               3: [guard.event(guard.TAMPERING, "builtins.len was replaced")],
+               4: [guard.event(guard.NOTE, "sys.settrace from the submission's code")]}
+    verdict = integrity.police(nb, declared, runtime, REPO)
+    assert set(verdict.parts) == {"a"}
+    costs = {label: c for label, _, c in verdict.findings if label != "a"}
+    assert costs == {"a-visible": True, "b-visible": True, "cell 4": False}, verdict.findings
     integrity.penalise(nb, verdict)
     failed = [submissions.grade_id(c) for c in nb.cells
               if any(o.output_type == "error" for o in c.get("outputs", []))]
-    assert failed == ["a-visible", "c-visible"]
+    assert failed == ["a-visible"]
 
 
 def test_replies_are_judged():

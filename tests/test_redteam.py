@@ -7,7 +7,7 @@ untouched release plus one first cell: earned points are points the trick won),
 tests or writes into the course, the venv and the data) and a delegating student (every answer
 handed to the course's implementation). Then the controls are graded alone. (Every
 assignment's delegating answers are read in ``tests/test_integrity.py``; ``make bench`` grades
-all of them.) Figures asserted: every attacker's score and the finding that names
+all of them.) Figures asserted: every attacker's score and the finding or note that names
 what it did; the controls' CSV rows byte-identical with and without the attackers; the course
 package, the venv and the data byte-identical after the batch; no hidden-test line in any
 feedback file.
@@ -55,7 +55,9 @@ def _class(course: Path, assignment: str) -> tuple[dict, dict]:
     solved = submissions.solved(release, source)
     full = sum(grading.part_points(source_path).values())
     controls = {"solution": (solved, full, None), "untouched": (release, 0.0, None)}
-    attackers = {**redteam.tricks(release, source_path), **redteam.on_top(solved, full),
+    points = grading.part_points(source_path)
+    attackers = {**redteam.tricks(release, source_path), **redteam.on_top(solved, full, points),
+                 **redteam.delegation_spellings(release, source_path), **redteam.liars(release),
                  "delegating": (redteam.delegating(release, assignment), 0.0,
                                 "asks you to write yourself")}
     attackers = {name: a for name, a in attackers.items() if (assignment, name) in CASES}
@@ -93,24 +95,30 @@ def batch(course: Path, assignment: str, tmp_path_factory) -> dict:
     return _batches[assignment]
 
 
-# bayes (the quicker notebook) meets every trick; maml_protonets one of each kind (hooks,
-# transformers, tracing, patching seen and unseen, the oracles, reading the tests through the
-# caller's frames, writing the course, delegating)
-EVERY = [*redteam.TRICKS, "oracle", "print_history", "writes_course", "steal_frames", "delegating"]
+# bayes (the quicker notebook) meets every trick and every spelling of delegation;
+# maml_protonets one of each kind (hooks, transformers, tracing, patching seen and unseen, a
+# fake module, a racing thread, the oracles, reading the tests through the caller's frames,
+# writing the course, delegating in the answer, through getattr and in a later cell)
+SPELLINGS = [f"delegates_{s}" for s in ("alias_cells", "list", "reduce", "partial",
+                                         "fresh_import", "rebind_after", "thread", "code_copy")]
+EVERY = [*redteam.TRICKS, "oracle", "print_history", "writes_course", "steal_frames", "delegating",
+         *SPELLINGS, "liar_object", "liar_tensor"]
 KINDS = ["custom_exc", "ast_transformer", "settrace", "helper_vars", "helper_unseen", "oracle",
-         "writes_course", "steal_frames", "delegating"]
+         "fake_module", "thread_race", "writes_course", "steal_frames", "delegating",
+         "delegates_reduce", "delegates_rebind_after", "liar_object", "liar_tensor"]
 CASES = [("bayes", name) for name in EVERY] + [("maml_protonets", name) for name in KINDS]
 
 
 @pytest.mark.parametrize("assignment, student", CASES, ids=[f"{a}-{s}" for a, s in CASES])
 def test_attacker_scores_and_is_listed(course, assignment, student, tmp_path_factory):
-    """Checks one attacker's recorded score and that it is listed as tampering with a reason
-    that names what it did."""
+    """Checks one attacker's recorded score (0 for every trick on the untouched release: what
+    it changed was put back before the tests) and that the report names what it did (a note
+    when it only tried, tampering or delegation when the run saw it act during a test)."""
     result = batch(course, assignment, tmp_path_factory)
     _, expected, why = result["attackers"][student]
     outcome = result["mixed"]["by_student"][student]
     assert outcome["total"] == expected, outcome
-    assert any(why in t for t in outcome["tampering"]), outcome["tampering"]
+    assert why is None or any(why in t for t in outcome["tampering"] + outcome["reasons"]), outcome
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -155,6 +163,8 @@ def test_no_hidden_test_in_feedback(course, assignment, tmp_path_factory):
     source = nbformat.read(course / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     lines = grader.hidden_lines(release, source)
     assert len(lines) > 10
+    notebooks = {**result["controls"], **result["attackers"]}
     for student, text in result["feedback"].items():
-        leaked = [line for line in lines if line in text or html.escape(line) in text]
+        own = grader.own_lines(notebooks[student][0])   # a student's own line is not a leak
+        leaked = [line for line in lines - own if line in text or html.escape(line) in text]
         assert leaked == [], (student, leaked[:3])

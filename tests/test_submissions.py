@@ -106,8 +106,9 @@ def test_read_notebook_errors(tmp_path):
 
 
 def test_find_notebook_and_collect(tmp_path):
-    """Checks a renamed notebook is found with a note, a missing one is reported, and the
-    three submission layouts are collected."""
+    """Checks a renamed notebook is found with a note, a missing one is reported, links
+    (a notebook, a student's folder) are never followed, and the three submission layouts
+    are collected."""
     _, release = source_and_release()
     folder = tmp_path / "alice"
     folder.mkdir()
@@ -116,7 +117,12 @@ def test_find_notebook_and_collect(tmp_path):
     assert path.name == "hw (1).ipynb" and "graded hw (1).ipynb" in note
     assert S.find_notebook(tmp_path, "hw", release) == (None, "no hw.ipynb was submitted")
     (tmp_path / "bob" / "hw").mkdir(parents=True)
+    (tmp_path / "mallory").symlink_to(tmp_path / "bob")           # a linked folder: skipped
+    (tmp_path / "alice" / "linked.ipynb").symlink_to(folder / "hw (1).ipynb")
     assert S.collect(tmp_path, "hw") == {"alice": folder, "bob": tmp_path / "bob" / "hw"}
+    assert S.find_notebook(folder, "hw", release)[0].name == "hw (1).ipynb"   # not the link
+    (folder / "hw.ipynb").symlink_to(folder / "hw (1).ipynb")
+    assert S.find_notebook(folder, "hw", release)[0] is None
     inbound = tmp_path / "exchange" / "course" / "inbound"
     for name in ["carol+hw+2026-01-01 10:00:00", "carol+hw+2026-01-02 09:00:00",
                  "dave+other+2026-01-01"]:

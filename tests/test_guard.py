@@ -1,0 +1,111 @@
+"""Pieces of the kernel's guard that run without a kernel: plain values
+(:mod:`course_grading.plain`), what a name reaches and the trap that stands in for a course
+function (:mod:`course_grading.tripwire`)."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+
+import pytest
+import torch
+
+from course_grading import plain, tripwire
+
+
+def _student(cls) -> bool:   # here "the student's" means: defined in this test module
+    return getattr(cls, "__module__", None) == __name__
+
+
+class Liar(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types_, args=(), kwargs=None):
+        if func is torch.allclose:
+            return True
+        return super().__torch_function__(func, types_, args, kwargs or {})
+
+
+class Yes:
+    def __eq__(self, other):
+        return True
+
+    def __float__(self):
+        return 1.0
+
+
+@dataclasses.dataclass
+class Point:
+    x: float = 1.0
+
+
+class Net(torch.nn.Module):
+    def __eq__(self, other):
+        return True
+
+
+def test_plain_values_compare_with_the_librarys_code():
+    """Checks that a lying tensor subclass becomes a plain tensor (allclose then tells the
+    truth), a float subclass a float, containers are converted item by item, an object that
+    redefines == is refused, and honest objects (a dataclass, a module) pass unchanged."""
+    liar = torch.zeros(3).as_subclass(Liar)
+    assert torch.allclose(liar, torch.ones(3))          # the lie, unguarded
+    value = plain.plain(liar, _student)
+    assert type(value) is torch.Tensor and not torch.allclose(value, torch.ones(3))
+
+    class Half(float):
+        def __float__(self):
+            return 0.5
+    half = type("Half", (Half,), {"__module__": __name__})(2.0)
+    assert float(half) == 0.5 and plain.plain(half, _student) == 2.0
+    converted = plain.plain([liar, (liar, {"k": liar})], _student)
+    assert type(converted[0]) is torch.Tensor and type(converted[1][1]["k"]) is torch.Tensor
+    with pytest.raises(plain.NotPlain, match="__eq__"):
+        plain.plain(Yes(), _student)
+    point, net = Point(), Net()
+    assert plain.plain(point, _student) is point and plain.plain(net, _student) is net
+
+
+def test_reaches_sees_through_wrappers():
+    """Checks that a course function is found behind an alias, a partial, a list, a student
+    function's globals or closure, a copy of its code and a subclass; and not in unrelated
+    code."""
+    def course_fn(x):
+        return x
+
+    class CourseClass:
+        pass
+
+    objects = {id(course_fn): "course_fn", id(CourseClass): "CourseClass"}
+    codes = {id(course_fn.__code__): "course_fn"}
+    student = lambda f: getattr(f, "__module__", None) == __name__
+    copy = types.FunctionType(course_fn.__code__, {})
+    held = [course_fn]
+
+    def wrapper(x):
+        return held[0](x)
+
+    def closure():
+        return lambda x: course_fn(x)
+
+    Sub = type("Sub", (CourseClass,), {"__module__": "__main__"})
+    reach = lambda value: tripwire.reaches(value, objects, codes, [CourseClass], student)
+    assert reach(course_fn) == "course_fn" and reach(functools.partial(course_fn))
+    assert reach([1, course_fn]) and reach(copy) == "a copy of course_fn"
+    assert reach(wrapper) and reach(closure()) and reach(Sub).startswith("a subclass")
+    assert reach(lambda x: x + 1) is None and reach(CourseClass) == "CourseClass"
+
+
+def test_trap_keeps_the_closure_of_a_method():
+    """Checks that the trap code built for a method that uses super() (a free variable
+    __class__) fits the method's closure, and calls the tripwire with its key."""
+    class Base:
+        def f(self):
+            return "base"
+
+    class Child(Base):
+        def f(self):
+            return super().f()
+
+    trap = tripwire.trap_code(Child.f)
+    assert trap is not None and trap.co_freevars == Child.f.__code__.co_freevars
+    assert "__KEY__" in trap.co_consts

@@ -1,0 +1,75 @@
+"""The grading sandbox's set-up, without grading a class: what a machine without namespaces
+refuses, and what the kernel launcher closes and covers."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from course_grading import cli, grader, sandbox
+
+
+def test_no_isolation_refuses_untrusted_work_before_writing(tmp_path, monkeypatch, capsys):
+    """Checks that grading in "process" mode without --trust-submissions is refused with one
+    line and exit status 2, before the gradebook or any file exists; and that the flag lets
+    it through to grading."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(grader.Untrusted):
+        grader.grade("bayes", tmp_path / "inbox", tmp_path, mode="process", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox"]
+    monkeypatch.setattr(sandbox, "isolation", lambda: "process")
+    monkeypatch.setattr(grader, "isolation", lambda: "process")
+    assert cli.main(["grade", "bayes", str(tmp_path / "inbox")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-submissions" in err
+    seen = []
+    monkeypatch.setattr(grader, "grade", lambda *a, trust=False, **k: seen.append(trust) or {})
+    monkeypatch.setattr(grader, "summary", lambda report: "")
+    assert cli.main(["grade", "bayes", str(tmp_path / "inbox"), "--trust-submissions"]) == 0
+    assert seen == [True]
+
+
+def test_launcher_closes_inherited_descriptors():
+    """Checks that close_inherited leaves nothing above stderr open."""
+    read, write = os.pipe()
+    os.set_inheritable(write, True)
+    pid = os.fork()
+    if pid == 0:   # the child: close, then report what is left
+        sandbox.close_inherited()
+        left = [int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) > 2]
+        # listdir's own descriptor may show; anything else is a leak
+        os._exit(0 if len(left) <= 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    os.close(read)
+    os.close(write)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+
+def test_graded_notebooks_are_inert():
+    """Checks what the Formgrader and the feedback get of a student's notebook: an HTML
+    output with an event handler, JavaScript and SVG become plain text, an image whose data
+    breaks out of its tag is re-encoded, a script tag in markdown is shown as text while math
+    and comparisons are kept, and an SVG attachment is dropped."""
+    import base64
+
+    import nbformat
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n0000").decode()
+    cells = [nbformat.v4.new_markdown_cell("<script>alert(1)</script> $a<b$, 3 < 4"),
+             nbformat.v4.new_code_cell("x", outputs=[
+                 nbformat.v4.new_output("display_data", data={
+                     "text/html": "<img src=x onerror=alert(1)>", "text/plain": "plain"}),
+                 nbformat.v4.new_output("display_data", data={"application/javascript": "1",
+                                                              "image/svg+xml": "<svg/>"}),
+                 nbformat.v4.new_output("display_data", data={"image/png": png + "' onerror='x"})])]
+    cells[0]["attachments"] = {"a.svg": {"image/svg+xml": base64.b64encode(b"<svg/>").decode()}}
+    notebook = grader.inert(nbformat.v4.new_notebook(cells=cells))
+    text = nbformat.writes(notebook)
+    assert "onerror" not in text and "<script" not in text and "<svg" not in text
+    assert notebook.cells[0].source == "&lt;script>alert(1)&lt;/script> $a<b$, 3 < 4"
+    outputs = [o.data for o in notebook.cells[1].outputs]
+    assert outputs[0] == {"text/plain": "plain"} and list(outputs[1]) == ["text/plain"]
+    assert base64.b64decode(outputs[2]["image/png"]).startswith(b"\x89PNG")
+    assert notebook.cells[0].get("attachments") == {}
