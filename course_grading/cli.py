@@ -26,7 +26,7 @@ import nbformat
 
 from . import grading, integrity, submissions
 from .runner import kernel_folders, run_notebook
-from .sandbox import Limits
+from .sandbox import MEMORY_FLOOR_MB, Limits
 
 # course_lib.budget's names (a test keeps them equal; the grading system imports only
 # course_lib.paths of the teaching library)
@@ -162,6 +162,20 @@ def release(names: list[str], course_root: Path = grading.REPO) -> int:
 
 
 # ---------------------------------------------------------------------------- grade
+def _at_least(floor: float, kind=float):
+    """An argparse type: a number of ``kind`` no smaller than ``floor`` (0: more than 0)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < floor or (floor == 0 and value <= 0):
+            raise argparse.ArgumentTypeError(
+                f"must be {'more than 0' if floor == 0 else f'at least {floor:g}'}, not {text}")
+        return value
+    return parse
+
+
 def grade(args) -> int:
     from . import grader
 
@@ -225,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         g = commands.add_parser("grade", help="autograde every submission of an assignment")
         g.add_argument("assignment")
         g.add_argument("submissions", help="a folder per student, or nbgrader's exchange")
-        g.add_argument("--workers", type=int, default=None, help="default: the number of cores")
+        g.add_argument("--workers", type=_at_least(1, int), default=None,
+                       help="default: the number of cores")
         where = g.add_mutually_exclusive_group()
         where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                            help="grade on the Dask cluster of this scheduler (one task per student)")
@@ -235,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="the COURSE_BUDGET the graded notebooks run at (default: quick)")
         g.add_argument("--trust-submissions", action="store_true",
                        help="grade even where no kernel can be isolated (no Linux namespaces)")
-        g.add_argument("--cell-seconds", type=float, default=Limits.cell_seconds)
-        g.add_argument("--notebook-seconds", type=float, default=Limits.notebook_seconds)
-        g.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
+        g.add_argument("--cell-seconds", type=_at_least(0), default=Limits.cell_seconds)
+        g.add_argument("--notebook-seconds", type=_at_least(0), default=Limits.notebook_seconds)
+        g.add_argument("--memory-mb", type=_at_least(MEMORY_FLOOR_MB, int),
+                       default=Limits.memory_mb)
         e = commands.add_parser("export", help="final grades and feedback after grading by hand "
                                 "in the Formgrader -> build/grading/<assignment>/final.csv")
         e.add_argument("assignment")

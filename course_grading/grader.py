@@ -302,6 +302,8 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = grad
     if cluster is not None:
         from .cluster import local_workers
         local_workers(cluster)   # a bad "local:N" is said before anything is graded
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
     mode = mode or isolation()
     if mode != "namespaces" and not trust:   # said before anything is written
         raise Untrusted("this machine cannot isolate a graded kernel (no Linux namespaces: "

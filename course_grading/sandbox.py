@@ -75,6 +75,18 @@ class Limits:
     output_kb: int = 256
     probe_seconds: float = 10
 
+    def __post_init__(self):
+        """Refuse a limit no notebook could be graded under (it would zero every test)."""
+        for name in ("cell_seconds", "notebook_seconds", "probe_seconds", "file_mb", "output_kb"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
+        if not self.memory_mb >= MEMORY_FLOOR_MB:
+            raise ValueError(f"memory_mb must be at least {MEMORY_FLOOR_MB} (the interpreter "
+                             f"and the kernel need it), not {self.memory_mb!r}")
+
+
+MEMORY_FLOOR_MB = 256
+
 
 def isolation() -> str:
     """``"namespaces"`` when ``unshare`` can make user, mount, network and PID namespaces here,

@@ -73,3 +73,25 @@ def test_graded_notebooks_are_inert():
     assert outputs[0] == {"text/plain": "plain"} and list(outputs[1]) == ["text/plain"]
     assert base64.b64decode(outputs[2]["image/png"]).startswith(b"\x89PNG")
     assert notebook.cells[0].get("attachments") == {}
+
+
+@pytest.mark.parametrize("flag, value", [("--cell-seconds", "-1"), ("--notebook-seconds", "0"),
+                                         ("--memory-mb", "0"), ("--workers", "0"),
+                                         ("--workers", "-1"), ("--cell-seconds", "soon")])
+def test_limits_a_grade_could_not_survive_are_refused(flag, value, tmp_path, capsys):
+    """Checks that `course grade` refuses a limit or count under which no notebook could be
+    graded (each would have zeroed a class), with exit status 2 and one error line naming the
+    flag (argparse refuses it, before any grading code runs); and that Limits and grade()
+    refuse them too."""
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["grade", "bayes", str(tmp_path / "inbox"), flag, value])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert flag in error and value in error, error
+    with pytest.raises(ValueError):
+        sandbox.Limits(cell_seconds=-1)
+    with pytest.raises(ValueError):
+        sandbox.Limits(memory_mb=0)
+    with pytest.raises(ValueError, match="workers"):
+        grader.grade("bayes", tmp_path / "inbox", tmp_path, workers=0, progress=False)
