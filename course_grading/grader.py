@@ -612,7 +612,7 @@ def _output_html(output) -> str:
         return f"<pre class='out err'>{html.escape(text)}</pre>"
     data = output.get("data", {})
     if "image/png" in data:
-        png = _png(data["image/png"])
+        png = _image(data["image/png"], "image/png")
         return f"<img alt='figure' src='data:image/png;base64,{png}'>" if png else \
             "<pre class=out>[an image that is not a PNG was left out]</pre>"
     return f"<pre class=out>{html.escape(str(data.get('text/plain', '')))}</pre>"
@@ -684,10 +684,6 @@ def _image(text, kind: str = "image/png") -> str | None:
     return base64.b64encode(raw).decode("ascii") if raw.startswith(_MAGIC[kind]) else None
 
 
-def _png(text) -> str | None:
-    return _image(text, "image/png")
-
-
 def feedback_html(executed, release, outcome: Outcome, source=None) -> str:
     """Per-student feedback, one self-contained HTML page: points per part, the reasons and
     findings, then every cell of the graded notebook as the student may see it
@@ -752,7 +748,7 @@ def _report(course_root: Path, assignment: str, outcomes: list[Outcome], points:
     report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
               "workers": workers, "seconds": round(seconds, 1), "resumed": resumed,
               "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes],
-              "missing": absent, "trusted": mode != "namespaces"}
+              "missing": absent}
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     report["csv"] = str(folder / "grades.csv")
     return report

@@ -123,7 +123,7 @@ class Guard:
         self.bound: dict[str, object] = {}        # names the read-only cells bound
         self.threads: set[int] = set()
         self.armed: list[tuple] = []
-        self.wrapped: list[tuple] = []            # (namespace or class, name, original)
+        self.wrapped: list[tuple] = []            # (class, method name, original)
         self.classes_done: set = set()
         self._trusted_modules: set[str] = set()   # module names whose file is trusted
 
@@ -570,8 +570,7 @@ class Guard:
         for name in sorted(_names(code)):
             value = namespace.get(name, _MISSING)
             if type(value) is types.FunctionType and self.student_code(value):
-                namespace[name] = plain.plain_call(value, self.student_code)
-                self.wrapped.append((namespace, name, value))
+                namespace[name] = plain.plain_call(value, self.student_code)   # the test's copy
                 continue
             cls = value if isinstance(value, type) else type(value)
             if value is _MISSING or not self.student_code(cls) or cls in self.classes_done:
@@ -584,11 +583,8 @@ class Guard:
                     self.wrapped.append((cls, attr, member))
 
     def unwrap(self) -> None:
-        for owner, name, value in reversed(self.wrapped):
-            if isinstance(owner, type):
-                type.__setattr__(owner, name, value)
-            elif getattr(owner.get(name), "__wrapped__", None) is value:
-                owner[name] = value
+        for cls, name, value in reversed(self.wrapped):
+            type.__setattr__(cls, name, value)
         self.wrapped, self.classes_done = [], set()
 
     def disarm(self) -> None:

@@ -43,7 +43,7 @@ from nbclient.output_widget import OutputWidget
 
 from course_lib.paths import cache_dir
 
-from . import guard
+from . import guard, submissions
 from .sandbox import KERNEL_NAME, Limits, write_kernel_spec
 
 TIMEOUT = "CellTimeoutError"
@@ -294,20 +294,6 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     run.seconds = time.monotonic() - start
     for cell in nb.cells:   # a kernel can print a lone surrogate, which no file can hold
         if cell.cell_type == "code":
-            cell.outputs = [nbformat.from_dict(encodable(o)) for o in cell.outputs]
+            cell.outputs = [nbformat.from_dict(submissions.encodable(o)) for o in cell.outputs]
     return run
 
-
-def encodable(value):
-    """``value`` (JSON-like) with every lone surrogate replaced by U+FFFD."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, dict):
-        return {k: encodable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [encodable(v) for v in value]
-    return value

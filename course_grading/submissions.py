@@ -126,7 +126,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise SubmissionError(f"{Path(path).name} is a link, not a file: it was not followed")
     data = Path(path).read_bytes()
     try:
-        notebook = nbformat.reads(_without_surrogates(data.decode("utf-8")), as_version=4)
+        notebook = nbformat.from_dict(encodable(nbformat.reads(data.decode("utf-8"),
+                                                               as_version=4)))
     except UnicodeDecodeError:
         raise SubmissionError(f"{Path(path).name} is not a text file") from None
     except Exception as error:   # NotJSONError, a schema error, a missing key …
@@ -141,17 +142,21 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def _without_surrogates(text: str) -> str:
-    """JSON may spell a lone surrogate (``"\\ud800"``), which no UTF-8 file or page can hold:
-    each becomes U+FFFD, so one odd character never stops a student's grading."""
-    if "\\ud" not in text.lower():
-        return text
-    import re
-
-    return re.sub(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?",
-                  lambda m: m.group(0) if len(m.group(0)) == 12 and
-                  m.group(0)[2].lower() == "d" and m.group(0)[3].lower() in "89ab" else "\\ufffd",
-                  text)
+def encodable(value):
+    """``value`` (JSON-like) with every lone surrogate replaced by U+FFFD: JSON can spell one
+    (``"\\ud800"``) and a kernel can print one, but no UTF-8 file or page can hold it, so one
+    odd character never stops a student's grading."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------- checking it
