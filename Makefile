@@ -47,7 +47,7 @@ data: setup                  ## find or fetch the data sets and cache decoded te
 	$(BIN)/python -m course_lib.data prepare
 
 release: setup               ## regenerate assignments/ from solutions/ with nbgrader
-	$(BIN)/python -m course_grading.grading release
+	$(BIN)/python -m course_grading.grade.assignments release
 
 # the browser tests (the book, JupyterLab, the Formgrader) drive Debian's headless Chromium
 browser:                     ## install chromium + chromium-driver when missing (root: apt-get)

@@ -1,17 +1,17 @@
 """course_grading: the course's grading system, for instructors (and ``course check`` for students).
 
 It grades with nbgrader's gradebook and rules, runs each submission in its own sandbox and never
-imports torch (a student's kernel does; this process does not):
+imports torch (a student's kernel does; this process does not). Its folders follow the path a
+submission takes:
 
-- :mod:`course_grading.grading`     — nbgrader's API: the release of every assignment, points per
-  part, autograding one submission;
-- :mod:`course_grading.submissions` — a submission checked against the release (tampering) and
-  rebuilt with the hidden tests;
-- :mod:`course_grading.sandbox`     — a Jupyter kernel with limits, isolated by Linux namespaces;
-- :mod:`course_grading.runner`      — run a notebook's cells in the sandbox, whatever they do;
-- :mod:`course_grading.grader`      — grade a class in parallel: gradebook, CSV, feedback, summary;
-- :mod:`course_grading.cli`         — the ``course`` command: check, release, grade, publish;
-- :mod:`course_grading.publish`     — the student edition (only what ``course check`` needs).
+- :mod:`course_grading.check`  — one submission: assemble the graded notebook, read it, run it,
+  the verdict, the points (``course check`` runs the same steps on a student's notebook);
+- :mod:`course_grading.kernel` — the sandbox kernel it runs in, and the guard inside it;
+- :mod:`course_grading.grade`  — a class: workers or a Dask cluster, the journal, the gradebook,
+  feedback, the CSV and report, the final export, the release and the student edition
+  (instructors only: the student edition is this package without ``grade/``);
+- :mod:`course_grading.course` — the one loader of the course's nbgrader configuration and
+  gradebook; :mod:`course_grading.cli` — the ``course`` command.
 
 It takes the repository's paths from :mod:`course_lib.paths` and nothing else from the teaching
 library.

@@ -24,9 +24,12 @@ from pathlib import Path
 
 import nbformat
 
-from . import grading, integrity, submissions
-from .runner import kernel_folders, run_notebook
-from .sandbox import MEMORY_FLOOR_MB, Limits
+from . import course
+from .check import assemble, reading
+from .check.run import kernel_folders, run_notebook
+from .check.score import part_status, status_table
+from .check.verdict import penalise, police
+from .kernel.sandbox import MEMORY_FLOOR_MB, Limits
 
 # course_lib.budget's names (a test keeps them equal; the grading system imports only
 # course_lib.paths of the teaching library)
@@ -34,76 +37,13 @@ BUDGETS = ("default", "full", "quick")
 
 
 # the class-grading modules are not in the student edition
-INSTRUCTOR = (Path(__file__).parent / "grader.py").is_file()
+INSTRUCTOR = (Path(__file__).parent / "grade").is_dir()
 
 
 # ---------------------------------------------------------------------------- check
-def _as_released(cell, stub: str) -> bool:
-    """Whether an answer cell is still as the release has it."""
-    from nbgrader.utils import compute_checksum
-
-    checksum = submissions.nbgrader_meta(cell).get("checksum")
-    if checksum:
-        return compute_checksum(cell) == checksum
-    return cell.source.strip() == stub.strip()
-
-
-def part_status(executed: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[dict]:
-    """One row per part of an executed student notebook: points, and what its tests say.
-
-    A part whose answer cell still holds the release's stub is "not answered yet" (the cell's
-    checksum, which nbgrader stored when it generated the release, still matches: ``release``
-    may be the very file the student edited); test cells named ``<part>-hidden`` run only after
-    submission ("graded after submission").
-    """
-    stubs = {submissions.grade_id(c): c.source for c in release.cells
-             if submissions.nbgrader_meta(c).get("solution")}
-    points = grading.part_points(release)
-    rows = {part: {"part": part, "points": value, "earned": 0.0, "visible": [], "hidden": False,
-                   "answered": True} for part, value in points.items()}
-    for gid, stub in stubs.items():
-        part = grading.part_of(gid)
-        if part in rows:
-            answer = [c for c in executed.cells if submissions.grade_id(c) == gid]
-            rows[part]["answered"] = bool(answer) and not _as_released(answer[0], stub)
-    for cell in executed.cells:
-        meta = submissions.nbgrader_meta(cell)
-        if not meta.get("grade") or meta.get("solution"):
-            continue
-        row = rows[grading.part_of(meta["grade_id"])]
-        if meta["grade_id"].endswith("-hidden"):
-            row["hidden"] = True
-            continue
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        row["visible"].append(f"{errors[0].ename}: {errors[0].evalue}".splitlines()[0][:90]
-                              if errors else "passed")
-        row["earned"] += 0.0 if errors else float(meta.get("points", 0))
-    return list(rows.values())
-
-
-def status_table(rows: list[dict]) -> tuple[str, bool]:
-    """The table ``course check`` prints, and whether everything checkable passed."""
-    lines = [f"{'part':26s} {'points':>8s}  visible tests", "-" * 78]
-    ok = True
-    for row in rows:
-        if not row["answered"]:
-            verdict, ok = "not answered yet", False
-        elif not row["visible"]:
-            verdict = "no visible test"
-        else:
-            failed = [v for v in row["visible"] if v != "passed"]
-            verdict = "passed" if not failed else "FAILED " + failed[0]
-            ok = ok and not failed
-        earned = f"{row['earned']:g}/{row['points']:g}"
-        lines.append(f"{row['part']:26s} {earned:>8s}  {verdict}"
-                     + ("  (+ hidden tests: graded after submission)" if row["hidden"] else ""))
-    return "\n".join(lines), ok
-
-
-def check(assignment: str, notebook: str | None = None, course_root: Path = grading.REPO,
+def check(assignment: str, notebook: str | None = None, course_root: Path = course.REPO,
           limits: Limits = Limits()) -> int:
-    config = grading.load_config(course_root)
-    release_dir = course_root / config.CourseDirectory.release_directory / assignment
+    release_dir = course.folder(course_root, "release", assignment)
     if not release_dir.is_dir():
         known = sorted(p.name for p in release_dir.parent.iterdir() if p.is_dir()) \
             if release_dir.parent.is_dir() else []
@@ -115,25 +55,25 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = grad
     if not release_path.is_file():
         release_path = next(iter(sorted(release_dir.glob("*.ipynb"))))
     try:
-        student = submissions.read_notebook(path)
-    except (OSError, submissions.SubmissionError) as error:
+        student = assemble.read_notebook(path)
+    except (OSError, assemble.SubmissionError) as error:
         print(f"cannot read {path}: {error}", file=sys.stderr)
         return 2
     release = nbformat.read(release_path, as_version=4)
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
-        declared = integrity.own_work(release_path)
+        declared = reading.own_work(release_path)
         run = run_notebook(student, Path(work), limits,
                            env={"COURSE_BUDGET": "quick", **kernel_folders()}, own_work=declared)
-    verdict = integrity.police(run.notebook, declared, run.integrity, grading.REPO, release)
-    integrity.penalise(run.notebook, verdict)   # the points as grading would give them
+    verdict = police(run.notebook, declared, run.integrity, course.REPO, release)
+    penalise(run.notebook, verdict)   # the points as grading would give them
     table, ok = status_table(part_status(run.notebook, release))
     print(table)
     for event in run.events:
         print(f"note: {event}")
-    for label, what, costs in verdict.findings:
-        print(f"{'warning' if costs else 'note'}: {label}: {what}")
-    ok = ok and not any(costs for *_, costs in verdict.findings)
+    for finding in verdict.findings:
+        print(f"{'warning' if finding.costs else 'note'}: {finding}")
+    ok = ok and not any(finding.costs for finding in verdict.findings)
     print("all visible tests pass" if ok else "some parts need work (see above)")
     return 0 if ok else 1
 
@@ -144,10 +84,12 @@ def _fingerprint(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()} if folder.is_dir() else {}
 
 
-def release(names: list[str], course_root: Path = grading.REPO) -> int:
-    release_root = course_root / grading.load_config(course_root).CourseDirectory.release_directory
+def release(names: list[str], course_root: Path = course.REPO) -> int:
+    from .grade.assignments import release as generate_release
+
+    release_root = course.folder(course_root, "release")
     before = _fingerprint(release_root)
-    for folder in grading.release(names or None, course_root):
+    for folder in generate_release(names or None, course_root):
         print(f"generated {folder.relative_to(course_root)}")
     after = _fingerprint(release_root)
     changed = sorted(n for n in after if before.get(n) != after[n])
@@ -177,34 +119,36 @@ def _at_least(floor: float, kind=float):
 
 
 def grade(args) -> int:
-    from . import grader
+    from .grade import batch
 
     limits = Limits(cell_seconds=args.cell_seconds, notebook_seconds=args.notebook_seconds,
                     memory_mb=args.memory_mb)
     if args.cluster is not None:
-        from .cluster import local_workers
+        from .grade.cluster import local_workers
         try:
             local_workers(args.cluster)
         except ValueError as error:   # anything but local:N, said before anything is graded
             print(f"course grade: {error}", file=sys.stderr)
             return 2
     try:
-        report = grader.grade(args.assignment, Path(args.submissions), grading.REPO,
+        report = batch.grade(args.assignment, Path(args.submissions), course.REPO,
                               workers=args.workers, limits=limits, scheduler=args.scheduler,
                               cluster=args.cluster, env={"COURSE_BUDGET": args.budget},
                               trust=args.trust_submissions)
-    except (FileNotFoundError, grader.Untrusted) as error:   # an unknown assignment or
+    except (FileNotFoundError, batch.Untrusted) as error:   # an unknown assignment or
         print(f"course grade: {error}", file=sys.stderr)        # folder, no isolation
         return 2
-    print(grader.summary(report))
+    from .grade.report import summary
+
+    print(summary(report))
     return 0
 
 
 def export(assignment: str) -> int:
-    from . import export as final
+    from .grade import export as final
 
     try:
-        result = final.export(grading.REPO, assignment)
+        result = final.export(course.REPO, assignment)
     except FileNotFoundError as error:
         print(f"course export: {error}", file=sys.stderr)
         return 2
@@ -214,7 +158,7 @@ def export(assignment: str) -> int:
 
 # ---------------------------------------------------------------------------- publish
 def publish(out: str) -> int:
-    from .publish import PublishError, publish as write_edition
+    from .grade.publish import PublishError, publish as write_edition
 
     try:
         written = write_edition(Path(out))

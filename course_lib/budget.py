@@ -55,3 +55,10 @@ def get_budget(name: str | None = None) -> Budget:
     if name not in BUDGETS:
         raise ValueError(f"unknown budget {name!r}: COURSE_BUDGET must be one of {sorted(BUDGETS)}")
     return BUDGETS[name]
+
+
+def try_it(n: int) -> int:
+    """How long an assignment's "Try it" cell runs (``n`` steps or episodes at the default and
+    full budgets): a fifth of ``n`` at the quick budget, which runs where nobody reads a
+    try-it cell's output (CI, ``course check``, ``course grade``); no test depends on it."""
+    return max(1, n // 5) if get_budget().name == "quick" else n

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
-from course_grading.runner import HeadlessClient
+from course_grading.check.run import HeadlessClient
 from course_lib import data
 from course_lib.budget import get_budget
 from course_lib.paths import NOTEBOOKS, build_dir, lecture_notebooks

@@ -12,7 +12,7 @@ wall times is written to ``build/results.json`` as ``benchmarks.grade_speedup``.
 :func:`cluster_speedup` grades one class on a local Dask cluster of one and of two workers
 (``benchmarks.cluster_grade_speedup``).
 
-:func:`red_team` then grades :mod:`course_grading.redteam`'s submissions with ``course grade``,
+:func:`red_team` then grades the red team's submissions (``tests/redteam``) with ``course grade``,
 every assignment: every trick (the untouched release plus one cell, so every point is one the
 trick won), the delegating student and every spelling of delegation, and the reference answers
 with and without every everyday idiom. ``benchmarks.cheat_points``,
@@ -31,7 +31,9 @@ from pathlib import Path
 
 import nbformat
 
-from course_grading import grader, grading, redteam, submissions
+from course_grading import course as course_dir
+from course_grading.check import assemble, cells
+from course_grading.grade import assignments, batch
 
 from . import record
 
@@ -39,12 +41,12 @@ from . import record
 def course_with_class(root: Path, assignment: str, students: int) -> None:
     """A course directory at ``root`` with the assignment released and ``students`` honest
     submissions in ``submitted/`` (nbgrader's layout, which both graders read)."""
-    shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
-    shutil.copytree(grading.REPO / "solutions" / assignment, root / "solutions" / assignment,
+    shutil.copy(course_dir.REPO / course_dir.CONFIG_FILE, root)
+    shutil.copytree(course_dir.REPO / "solutions" / assignment, root / "solutions" / assignment,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    grading.release(assignment, course_root=root)
+    assignments.release(assignment, course_root=root)
     for path in sorted((root / "assignments" / assignment).glob("*.ipynb")):
-        answer = submissions.solved(nbformat.read(path, as_version=4),
+        answer = assemble.solved(nbformat.read(path, as_version=4),
                                     nbformat.read(root / "solutions" / assignment / path.name,
                                                   as_version=4))
         for i in range(students):
@@ -55,9 +57,9 @@ def course_with_class(root: Path, assignment: str, students: int) -> None:
 
 def run(assignment: str = "transfer", students: int = 30, workers: int | None = None) -> dict:
     workers = workers or os.cpu_count() or 1
-    full = sum(grading.part_points(p).get(part, 0) for p in
-               sorted((grading.REPO / "solutions" / assignment).glob("*.ipynb"))
-               for part in grading.part_points(p))
+    full = sum(cells.part_points(p).get(part, 0) for p in
+               sorted((course_dir.REPO / "solutions" / assignment).glob("*.ipynb"))
+               for part in cells.part_points(p))
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         stock_root, course_root = Path(a), Path(b)
         course_with_class(stock_root, assignment, students)
@@ -69,11 +71,11 @@ def run(assignment: str = "transfer", students: int = 30, workers: int | None = 
                        cwd=stock_root, env=env, check=True, capture_output=True)
         stock = time.perf_counter() - start
         print(f"nbgrader autograde: {stock:.1f} s for {students} submissions", flush=True)
-        stock_totals = [sum(s for s, _ in grading.cell_scores(stock_root, assignment,
+        stock_totals = [sum(s for s, _ in assignments.cell_scores(stock_root, assignment,
                                                               f"student_{i:02d}").values())
                         for i in range(students)]
         start = time.perf_counter()
-        report = grader.grade(assignment, course_root / "submitted", course_root, workers=workers)
+        report = batch.grade(assignment, course_root / "submitted", course_root, workers=workers)
         ours = time.perf_counter() - start
     totals = [o["total"] for o in report["outcomes"]]
     if stock_totals != [full] * students or totals != [full] * students:
@@ -99,7 +101,7 @@ def cluster_speedup(assignment: str = "transfer", students: int = 16) -> dict:
             root = Path(folder)
             course_with_class(root, assignment, students)
             start = time.perf_counter()
-            report = grader.grade(assignment, root / "submitted", root, cluster=f"local:{n}",
+            report = batch.grade(assignment, root / "submitted", root, cluster=f"local:{n}",
                                   progress=False)
             seconds[n] = time.perf_counter() - start
         totals = {o["total"] for o in report["outcomes"]}
@@ -115,26 +117,37 @@ def cluster_speedup(assignment: str = "transfer", students: int = 16) -> dict:
             "cluster_grade_speedup": round(seconds[1] / seconds[2], 2)}
 
 
+def red_team_module():
+    """The red team's submissions and tricks (``tests/redteam``: test data, in no package)."""
+    tests = str(course_dir.REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import redteam
+
+    return redteam
+
+
 def red_team(workers: int | None = None) -> dict:
     """What the red team earns and costs, over every assignment in one batch each:
-    ``cheat_points`` (every trick of :data:`course_grading.redteam.TRICKS` on the untouched
+    ``cheat_points`` (every trick of ``redteam.TRICKS`` on the untouched
     release), ``delegation_points`` (the delegating student and every delegation spelling),
     ``false_alarms`` (points the honest-idioms student lost against the reference answers, plus
     findings listed as tampering for it) and ``escapes`` (writes into the course, the venv or
     the data that changed a byte)."""
     cheat = delegation = false_alarms = escapes = 0.0
+    redteam = red_team_module()
     protected = {path: Path(path).read_bytes() for path in redteam.protected_files()}
-    for assignment in grading.source_assignments(grading.REPO):
+    for assignment in course_dir.source_assignments(course_dir.REPO):
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
-            shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
-            shutil.copytree(grading.REPO / "solutions" / assignment,
+            shutil.copy(course_dir.REPO / course_dir.CONFIG_FILE, root)
+            shutil.copytree(course_dir.REPO / "solutions" / assignment,
                             root / "solutions" / assignment)
-            grading.release(assignment, course_root=root)
+            assignments.release(assignment, course_root=root)
             release_path = root / "assignments" / assignment / f"{assignment}.ipynb"
             release = nbformat.read(release_path, as_version=4)
             source = root / "solutions" / assignment / f"{assignment}.ipynb"
-            solved = submissions.solved(release, nbformat.read(source, as_version=4))
+            solved = assemble.solved(release, nbformat.read(source, as_version=4))
             students = {"delegating": redteam.delegating(release, assignment),
                         "solution": solved, "honest": redteam.honest(solved)}
             students.update({f"trick_{name}": notebook for name, (notebook, *_rest)
@@ -146,7 +159,7 @@ def red_team(workers: int | None = None) -> dict:
             for student, notebook in students.items():
                 (root / "inbox" / student).mkdir(parents=True)
                 nbformat.write(notebook, root / "inbox" / student / release_path.name)
-            report = grader.grade(assignment, root / "inbox", root, workers=workers,
+            report = batch.grade(assignment, root / "inbox", root, workers=workers,
                                   progress=False)
         by = {o["student"]: o for o in report["outcomes"]}
         for student, outcome in by.items():

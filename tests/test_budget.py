@@ -80,3 +80,11 @@ def test_use_threads_respects_the_environment(monkeypatch):
         assert use_threads(2) == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_try_it_runs_shorter_only_at_the_quick_budget(monkeypatch):
+    """checks that a try-it cell's size is n at default and full, n / 5 (at least 1) at quick."""
+    for name, expected in [("default", 300), ("full", 300), ("quick", 60)]:
+        monkeypatch.setenv("COURSE_BUDGET", name)
+        assert budget_module.try_it(300) == expected
+    assert budget_module.try_it(3) == 1

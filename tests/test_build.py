@@ -339,7 +339,7 @@ def test_headless_widgets_record_outputs_without_echoing_them_to_the_kernel():
     nbclient's own client does send, so the check sees the difference."""
     from nbclient import NotebookClient
 
-    from course_grading.runner import HeadlessClient
+    from course_grading.check.run import HeadlessClient
 
     sent, state = _widget_capture(HeadlessClient(new_notebook()))
     assert sent == []

@@ -22,7 +22,9 @@ import nbformat
 import pytest
 from traitlets.config import Config
 
-from course_grading import grader, grading, submissions
+from course_grading import course as course_dir
+from course_grading.check import cells
+from course_grading.grade import assignments, batch
 from test_autograder import LIMITS, tiny_source
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
@@ -35,8 +37,8 @@ BAD = {"add": "def add(a, b):\n    return a - b", "norm": GOOD["norm"]}   # norm
 
 def _config(course: Path, exchange: Path, home: Path | None = None, student: str = "*") -> Config:
     """nbgrader's settings for the instructor (``home`` None) or for one student's folder."""
-    config = grading.load_config(course) if home is None else Config()
-    config.CourseDirectory.course_id = grading.load_config(course).CourseDirectory.course_id
+    config = course_dir.load_config(course) if home is None else Config()
+    config.CourseDirectory.course_id = course_dir.load_config(course).CourseDirectory.course_id
     config.CourseDirectory.root = str(course if home is None else home)
     config.CourseDirectory.student_id = student
     config.CourseDirectory.assignment_id = "tiny"
@@ -68,8 +70,8 @@ def _answer(home: Path, answers: dict) -> None:
     path = home / "tiny" / "tiny.ipynb"
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
-        if submissions.grade_id(cell) in answers:
-            cell.source = answers[submissions.grade_id(cell)]
+        if cells.grade_id(cell) in answers:
+            cell.source = answers[cells.grade_id(cell)]
     nbformat.write(notebook, path)
 
 
@@ -83,12 +85,12 @@ def term(tmp_path_factory):
     course, exchange, homes = root / "course", root / "exchange", root / "students"
     (course / "solutions" / "tiny").mkdir(parents=True)
     exchange.mkdir()
-    shutil.copy(grading.REPO / grading.CONFIG_FILE, course)
-    with open(course / grading.CONFIG_FILE, "a") as f:   # the instructor's own settings
+    shutil.copy(course_dir.REPO / course_dir.CONFIG_FILE, course)
+    with open(course / course_dir.CONFIG_FILE, "a") as f:   # the instructor's own settings
         f.write(f'\nc.Exchange.root = "{exchange}"\n'
                 'c.LateSubmissionPlugin.penalty_method = "zero"\n')
     nbformat.write(tiny_source(), course / "solutions" / "tiny" / "tiny.ipynb")
-    grading.release("tiny", course_root=course)
+    assignments.release("tiny", course_root=course)
     config = _config(course, exchange)
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     with Gradebook(api.coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
@@ -116,7 +118,7 @@ def term(tmp_path_factory):
                                       / "inbound").iterdir())
 
     assert api.collect("tiny")["success"]
-    report = grader.grade("tiny", course / "submitted", course, workers=2, limits=LIMITS,
+    report = batch.grade("tiny", course / "submitted", course, workers=2, limits=LIMITS,
                           progress=False)
     released = {s: api.release_feedback("tiny", s)["success"] for s in ("ada", "bob", "dee")}
     for student in ("ada", "bob", "dee"):
@@ -161,7 +163,7 @@ def test_scores_late_penalty_and_missing_student(term):
     assert rows["dee"]["total"] == "0" and rows["ada"]["total"] == "5"
     from nbgrader.api import Gradebook
 
-    config = grading.load_config(term["course"])
+    config = course_dir.load_config(term["course"])
     with Gradebook(term["api"].coursedir.db_url, config.CourseDirectory.course_id) as gradebook:
         dee = gradebook.find_submission("tiny", "dee")
         assert dee.total_seconds_late > 0 and dee.late_submission_penalty == 5

@@ -13,12 +13,14 @@ import time
 import nbformat
 import pytest
 
-from course_grading import grader
+from course_grading.check.run import kernel_folders
+from course_grading.grade import cluster, workers
+from course_grading.grade.journal import Journal
 
 
 @pytest.fixture
 def job(tmp_path, monkeypatch):
-    monkeypatch.setattr(grader, "_forkserver", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(workers, "_forkserver", lambda: multiprocessing.get_context("fork"))
     release = tmp_path / "tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), release)
     return {"student": "s", "workdir": str(tmp_path / "work"), "out": str(tmp_path / "out"),
@@ -46,25 +48,25 @@ def stand_in(behaviour: list[str], counter):
 def test_crashed_worker_is_tried_again(job, tmp_path, monkeypatch):
     """checks a worker that dies once is run a second time and its result is the one kept."""
     counter = tmp_path / "attempts"
-    monkeypatch.setattr(grader, "_child", stand_in(["crash", "ok"], counter))
-    result = grader._worker(job, timeout=30)
+    monkeypatch.setattr(workers, "_child", stand_in(["crash", "ok"], counter))
+    result = workers.worker(job, timeout=30)
     assert result["ok"] == 1 and counter.read_text() == "xx"
 
 
 def test_worker_that_keeps_crashing_scores_nothing_with_the_reason(job, tmp_path, monkeypatch):
     """checks the attempts are bounded and the student gets every test not run, with why."""
     counter = tmp_path / "attempts"
-    monkeypatch.setattr(grader, "_child", stand_in(["crash"] * 5, counter))
-    result = grader._worker(job, timeout=30)
-    assert counter.read_text() == "x" * grader.WORKER_ATTEMPTS
+    monkeypatch.setattr(workers, "_child", stand_in(["crash"] * 5, counter))
+    result = workers.worker(job, timeout=30)
+    assert counter.read_text() == "x" * workers.WORKER_ATTEMPTS
     assert result["notebooks"]["tiny"]["notes"] == ["the grader's worker failed (exit status 255)"]
 
 
 def test_timed_out_worker_is_not_tried_again(job, tmp_path, monkeypatch):
     """checks a worker past its time limit is stopped once, not re-run."""
     counter = tmp_path / "attempts"
-    monkeypatch.setattr(grader, "_child", stand_in(["hang", "ok"], counter))
-    result = grader._worker(job, timeout=1)
+    monkeypatch.setattr(workers, "_child", stand_in(["hang", "ok"], counter))
+    result = workers.worker(job, timeout=1)
     assert counter.read_text() == "x"
     assert result["notebooks"]["tiny"]["notes"] == ["grading took longer than 1 s"]
 
@@ -73,8 +75,8 @@ def test_timed_out_worker_is_not_tried_again(job, tmp_path, monkeypatch):
 def test_graded_kernel_writes_only_its_scratch_folder(tmp_path):
     """checks that a kernel run as `course check` and `course grade` run it (read-only course
     in namespaces) can still save a figure and a cache entry, both inside its own folder."""
-    from course_grading.runner import run_notebook
-    from course_grading.sandbox import Limits, isolation
+    from course_grading.check.run import run_notebook
+    from course_grading.kernel.sandbox import Limits, isolation
 
     code = ("import matplotlib.pyplot as plt, torch\n"
             "from course_lib import paths, plots\n"
@@ -83,7 +85,7 @@ def test_graded_kernel_writes_only_its_scratch_folder(tmp_path):
             "print(paths.build_dir(), paths.cache_dir())")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     run = run_notebook(notebook, tmp_path, Limits(), mode=isolation(),
-                       env={"COURSE_BUDGET": "quick", **grader.kernel_folders()})
+                       env={"COURSE_BUDGET": "quick", **kernel_folders()})
     (output,) = run.notebook.cells[0].outputs
     assert output.get("output_type") == "stream", output
     assert output.text.split() == [str(tmp_path / "build"), str(tmp_path / ".cache" / "course")]
@@ -99,15 +101,15 @@ def test_journal_keeps_a_recorded_student_until_the_submission_changes(job, tmp_
     (folder / "tiny.ipynb").write_text("{}")
     job = {**job, "folder": str(folder), "limits": {"cell_seconds": 4}, "mode": "process",
            "env": {}}
-    journal = grader.Journal(tmp_path, "tiny")
+    journal = Journal(tmp_path, "tiny")
     assert journal.recorded(job) is None
     journal.add(job, {"student": "s", "notebooks": {}})
-    assert grader.Journal(tmp_path, "tiny").recorded(job) == {"student": "s", "notebooks": {}}
+    assert Journal(tmp_path, "tiny").recorded(job) == {"student": "s", "notebooks": {}}
     assert journal.recorded({**job, "limits": {"cell_seconds": 5}}) is None
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.X.y = 1\n")
-    assert grader.Journal(tmp_path, "tiny").recorded(job) is None
+    assert Journal(tmp_path, "tiny").recorded(job) is None
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
-    assert grader.Journal(tmp_path, "tiny").recorded(job) is not None
+    assert Journal(tmp_path, "tiny").recorded(job) is not None
     (folder / "tiny.ipynb").write_text('{"changed": 1}')
     assert journal.recorded(job) is None
     journal.close()
@@ -120,7 +122,6 @@ def test_scratch_folder_removes_what_killed_processes_left(tmp_path, monkeypatch
     import subprocess
     import sys
 
-    from course_grading import cluster
 
     monkeypatch.setattr(cluster.tempfile, "tempdir", str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

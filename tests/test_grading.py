@@ -23,7 +23,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_grading import grader, grading, integrity, redteam, submissions
+from course_grading import course as course_dir
+from course_grading.check import assemble, cells, reading
+from course_grading.grade import assignments, batch, export
+import redteam
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,8 +34,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
 ]
 
-REPO = grading.REPO
-ASSIGNMENTS = grading.source_assignments(REPO)
+REPO = course_dir.REPO
+ASSIGNMENTS = course_dir.source_assignments(REPO)
 
 
 def notebook_paths(folder: Path) -> list[Path]:
@@ -59,7 +62,7 @@ def points(assignment: str) -> dict[str, float]:
     """Points per part over all notebooks of an assignment, from the source metadata."""
     total: dict[str, float] = {}
     for path in notebook_paths(REPO / "solutions" / assignment):
-        for part, value in grading.part_points(path).items():
+        for part, value in cells.part_points(path).items():
             total[part] = total.get(part, 0.0) + value
     return total
 
@@ -68,10 +71,10 @@ def points(assignment: str) -> dict[str, float]:
 def course(tmp_path_factory):
     """A fresh course directory with the source notebooks and a freshly generated release."""
     root = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / grading.CONFIG_FILE, root)
+    shutil.copy(REPO / course_dir.CONFIG_FILE, root)
     shutil.copytree(REPO / "solutions", root / "solutions",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    grading.release(course_root=root)
+    assignments.release(course_root=root)
     with pytest.MonkeyPatch.context() as env:
         # The graded kernels inherit this: the tests' nets are tiny, and on a busy 2-core
         # machine two OpenMP threads per kernel made them 10-30x slower than one.
@@ -95,7 +98,7 @@ def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
     part (the release with that one answer filled in from the source)."""
     if assignment not in _graded:
         inbox = tmp_path_factory.mktemp(f"inbox-{assignment}")
-        solved = {name: submissions.solved(release, nbformat.read(
+        solved = {name: assemble.solved(release, nbformat.read(
             course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
             for name, release in release_notebooks(course, assignment).items()}
         write_submission(inbox, "solution", solved)
@@ -109,7 +112,7 @@ def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
             assert part in target, f"the release of {notebook} has no cell with grade_id {part!r}"
             target[part].source = solution_cells(source)[part].source
             write_submission(inbox, f"only-{part}", notebooks)
-        _graded[assignment] = grader.grade(assignment, inbox, course, progress=False)
+        _graded[assignment] = batch.grade(assignment, inbox, course, progress=False)
     return _graded[assignment]
 
 
@@ -126,8 +129,8 @@ def flagged_for_manual_grading(course: Path, assignment: str, student: str) -> s
     """grade_ids of the cells that autograding left to a person (``needs_manual_grade``)."""
     from nbgrader.api import Gradebook
 
-    config = grading.load_config(course)
-    with Gradebook(grading.nbgrader_api(course).coursedir.db_url,
+    config = course_dir.load_config(course)
+    with Gradebook(course_dir.nbgrader_api(course).coursedir.db_url,
                    config.CourseDirectory.course_id) as gradebook:
         submission = gradebook.find_submission(assignment, student)
         return {g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade}
@@ -136,7 +139,7 @@ def flagged_for_manual_grading(course: Path, assignment: str, student: str) -> s
 def expected_scores(assignment: str, solved: set[str]) -> dict[str, float]:
     """Full points for the solved parts, none for the others, and their total. Autograding
     gives a part that a person grades no points, answered or not."""
-    manual = {grading.part_of(grade_id) for grade_id in manual_parts(assignment)}
+    manual = {cells.part_of(grade_id) for grade_id in manual_parts(assignment)}
     scores = {part: value if part in solved and part not in manual else 0.0
               for part, value in points(assignment).items()}
     scores["total"] = sum(scores.values())
@@ -189,7 +192,7 @@ def test_solutions_score_full_marks(course, assignment, tmp_path_factory):
     """Checks that the release with every answer from the source gets every point, flags every
     written answer for a person, shows no tampering, and runs every cell without an error."""
     report = graded(course, assignment, tmp_path_factory)
-    scores = grading.part_scores(course, assignment, "solution")
+    scores = assignments.part_scores(course, assignment, "solution")
     assert scores == expected_scores(assignment, set(points(assignment))), scores
     assert flagged_for_manual_grading(course, assignment, "solution") == manual_parts(assignment)
     outcome = {o["student"]: o for o in report["outcomes"]}["solution"]
@@ -206,8 +209,8 @@ def test_everyday_notebook_code_costs_nothing(course, assignment, tmp_path_facto
     help, seeds, warnings, a thread …) score what the answers alone score, with nothing
     listed as tampering and every idiom cell run without an error."""
     report = graded(course, assignment, tmp_path_factory)
-    assert grading.part_scores(course, assignment, "honest") == \
-        grading.part_scores(course, assignment, "solution")
+    assert assignments.part_scores(course, assignment, "honest") == \
+        assignments.part_scores(course, assignment, "solution")
     outcome = {o["student"]: o for o in report["outcomes"]}["honest"]
     assert outcome["tampering"] == [], outcome["tampering"]
     for path in notebook_paths(course / "autograded" / "honest" / assignment):
@@ -218,8 +221,8 @@ def test_everyday_notebook_code_costs_nothing(course, assignment, tmp_path_facto
 def test_untouched_release_scores_zero(course, assignment):
     """Checks that the student release, submitted as it is, gets no point from nbgrader's own
     autograde (the round trip through nbgrader alone), and no written part goes to a person."""
-    grading.submit(course, assignment, "untouched", release_notebooks(course, assignment))
-    assert grading.autograde(course, assignment, "untouched") == expected_scores(assignment, set())
+    assignments.submit(course, assignment, "untouched", release_notebooks(course, assignment))
+    assert assignments.autograde(course, assignment, "untouched") == expected_scores(assignment, set())
     assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (
         "an unanswered written part should score 0 without a person looking at it")
 
@@ -230,12 +233,12 @@ def test_own_work_table_matches_the_notebook(assignment):
     """Checks that own_work.toml names every answer cell of the assignment and only course
     functions that exist."""
     source = REPO / "solutions" / assignment / f"{assignment}.ipynb"
-    declared = integrity.own_work(source)
+    declared = reading.own_work(source)
     answers = set(solution_cells(nbformat.read(source, as_version=4)))
     assert set(declared) == answers
     for names in declared.values():
         for name in names:
-            assert integrity.reference_source(name, REPO), f"{name} is not in course_lib"
+            assert reading.reference_source(name, REPO), f"{name} is not in course_lib"
 
 
 # ---------------------------------------------------------------------------- (d)
@@ -244,7 +247,7 @@ def test_own_work_table_matches_the_notebook(assignment):
 def test_each_part_scores_alone(course, assignment, notebook, part, tmp_path_factory):
     """Checks that solving exactly one part gives exactly that part's points."""
     graded(course, assignment, tmp_path_factory)
-    scores = grading.part_scores(course, assignment, f"only-{part}")
+    scores = assignments.part_scores(course, assignment, f"only-{part}")
     assert scores == expected_scores(assignment, {part}), scores
     flagged = flagged_for_manual_grading(course, assignment, f"only-{part}")
     assert flagged == ({part} & manual_parts(assignment)), flagged
@@ -265,18 +268,17 @@ def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factor
     from browser import TOKEN, chromium, jupyter_env, jupyter_server
     from selenium.webdriver.common.keys import Keys
 
-    from course_grading import export
 
     assignment, student, part = "black_box", "solution", "analysis"
     assert part in manual_parts(assignment)
     graded(course, assignment, tmp_path_factory)
-    before = grading.part_scores(course, assignment, student)
+    before = assignments.part_scores(course, assignment, student)
     assert before[part] == 0 and part in flagged_for_manual_grading(course, assignment, student)
     comment = "Both ingredients named; give the number of steps from notebook 04 for (2)."
     home = tmp_path_factory.mktemp("formgrader")
     env = jupyter_env(home, f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     argv = [sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={course}"]
-    shots = grading.REPO / "build" / "formgrader-screenshots"
+    shots = course_dir.REPO / "build" / "formgrader-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with jupyter_server(argv, course, env, home / "server.log") as url, \
             chromium(home / "profile") as driver:
@@ -285,7 +287,7 @@ def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factor
         link = "return [...document.querySelectorAll('a')].find(a => a.textContent.trim() " \
                f"=== '{student}')?.href"
         href = _wait_for(lambda: driver.execute_script(link))
-        driver.save_screenshot(str(shots / "1-submissions.png"))
+        driver.save_screenshot(str(shots / "1-assemble.png"))
         driver.get(href)
         # the page's script has fetched the grades and comments it saves into (on a busy
         # machine that can take seconds after the inputs are on the page)
@@ -296,9 +298,9 @@ def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factor
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
         box.send_keys("1.5", Keys.TAB)
         driver.find_element("id", f"{part}-comment").send_keys(comment, Keys.TAB)
-        _wait_for(lambda: grading.part_scores(course, assignment, student)[part] == 1.5, 60)
+        _wait_for(lambda: assignments.part_scores(course, assignment, student)[part] == 1.5, 60)
         driver.save_screenshot(str(shots / "2-graded-by-hand.png"))
-    after = grading.part_scores(course, assignment, student)
+    after = assignments.part_scores(course, assignment, student)
     assert after == {**before, part: 1.5, "total": before["total"] + 1.5}, after
     assert part not in flagged_for_manual_grading(course, assignment, student)
 

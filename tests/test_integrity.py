@@ -5,10 +5,14 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from course_grading import grading, guard, integrity, redteam, runner, submissions
+from course_grading import course as course_dir
+from course_grading.check import assemble, cells, reading, run
+from course_grading.check.verdict import penalise, police
+from course_grading.kernel import guard
+import redteam
 
-REPO = grading.REPO
-ASSIGNMENTS = grading.source_assignments(REPO)
+REPO = course_dir.REPO
+ASSIGNMENTS = course_dir.source_assignments(REPO)
 
 # spelling → text of the finding it must give
 TRICKS = {
@@ -48,7 +52,7 @@ TRICKS = {
 @pytest.mark.parametrize("source, why", TRICKS.items(), ids=range(len(TRICKS)))
 def test_every_trick_spelling_is_read(source, why):
     """Checks that each spelling of a trick gives a finding that names it."""
-    hits = integrity.tricks(source, {"torch": "torch"})
+    hits = reading.tricks(source, {"torch": "torch"})
     assert any(why in h.what for h in hits), hits
 
 
@@ -62,7 +66,7 @@ def test_honest_code_is_not_a_trick():
               "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()",
               "this is not python ("]
     for source in honest:
-        assert integrity.tricks(source, {"torch": "torch"}) == [], source
+        assert reading.tricks(source, {"torch": "torch"}) == [], source
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -73,10 +77,10 @@ def test_reference_answers_are_clean(assignment):
     release = nbformat.read(REPO / "assignments" / assignment / f"{assignment}.ipynb", as_version=4)
     source_path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
-    graded = submissions.graded_notebook(submissions.solved(release, source), release, source)
-    verdict = integrity.police(graded, integrity.own_work(source_path), {}, REPO, release)
+    graded = assemble.graded_notebook(assemble.solved(release, source), release, source)
+    verdict = police(graded, reading.own_work(source_path), {}, REPO, release)
     assert verdict.parts == {}, verdict
-    assert all("the same code as" in what and not costs for _, what, costs in verdict.findings)
+    assert all("the same code as" in f.what and not f.costs for f in verdict.findings)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -86,10 +90,10 @@ def test_every_delegation_is_read(assignment):
     release = nbformat.read(REPO / "assignments" / assignment / f"{assignment}.ipynb", as_version=4)
     source_path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
-    graded = submissions.graded_notebook(redteam.delegating(release, assignment), release, source)
-    verdict = integrity.police(graded, integrity.own_work(source_path), {}, REPO)
-    noted = {label for label, what, costs in verdict.findings
-             if "asks you to write yourself" in what and not costs}
+    graded = assemble.graded_notebook(redteam.delegating(release, assignment), release, source)
+    verdict = police(graded, reading.own_work(source_path), {}, REPO)
+    noted = {f.cell for f in verdict.findings
+             if "asks you to write yourself" in f.what and not f.costs}
     assert noted == set(redteam.DELEGATING[assignment]) and verdict.parts == {}
 
 
@@ -102,9 +106,9 @@ def test_delegation_spellings():
             "import course_lib.bayes as b\nf = b.posterior", "f = getattr(bayes, 'posterior')",
             "from course_lib.continual import EWC\nclass Mine(EWC):\n    pass"]
     for source in used:
-        assert integrity.delegations(source, declared, given), source
+        assert reading.delegations(source, declared, given), source
     for source in ["from course_lib.bayes import sample_tasks", "bayes.marginal_log_likelihood"]:
-        assert integrity.delegations(source, declared, given) == [], source
+        assert reading.delegations(source, declared, given) == [], source
 
 
 def _tiny(cells):
@@ -131,17 +135,17 @@ def test_only_what_the_run_saw_costs_points():
                 ("code", "c", "def c():\n    return 1", {"solution": True}),
                 ("code", "c-visible", "assert c()", test)])
     declared = {"a": ("course_lib.bayes.posterior",)}
-    read = integrity.police(nb, declared, {}, REPO)
-    assert read.parts == {} and len(read.findings) == 2 and not any(f[2] for f in read.findings)
+    read = police(nb, declared, {}, REPO)
+    assert read.parts == {} and len(read.findings) == 2 and not any(f.costs for f in read.findings)
     runtime = {1: [guard.event(guard.DELEGATION, "posterior was called by a()", "a")],
                3: [guard.event(guard.TAMPERING, "builtins.len was replaced")],
                4: [guard.event(guard.NOTE, "sys.settrace from the submission's code")]}
-    verdict = integrity.police(nb, declared, runtime, REPO)
+    verdict = police(nb, declared, runtime, REPO)
     assert set(verdict.parts) == {"a"}
-    costs = {label: c for label, _, c in verdict.findings if label != "a"}
+    costs = {f.cell: f.costs for f in verdict.findings if f.cell != "a"}
     assert costs == {"a-visible": True, "b-visible": True, "cell 4": False}, verdict.findings
-    integrity.penalise(nb, verdict)
-    failed = [submissions.grade_id(c) for c in nb.cells
+    penalise(nb, verdict)
+    failed = [cells.grade_id(c) for c in nb.cells
               if any(o.output_type == "error" for o in c.get("outputs", []))]
     assert failed == ["a-visible"]
 
@@ -151,22 +155,22 @@ def test_replies_are_judged():
     a test cell that shows no error (a silenced traceback)."""
     cell = nbformat.v4.new_code_cell("assert False")
     cell.metadata.nbgrader = {"grade_id": "t", "grade": True, "locked": True, "points": 1}
-    assert runner.judge(cell, {"status": "ok"}, "secret") != []
-    assert cell.outputs[-1].ename == runner.TAMPERING
+    assert run.judge(cell, {"status": "ok"}, "secret") != []
+    assert cell.outputs[-1].ename == run.TAMPERING
     cell.outputs = []
     status, events = "error", []
     signed = {"test": True, "events": events, "signature": guard.signature(
         "secret", guard.digest(cell.source), status, events)}
-    assert runner.judge(cell, {"status": status, "ename": "AssertionError", "evalue": "",
+    assert run.judge(cell, {"status": status, "ename": "AssertionError", "evalue": "",
                                guard.SIGNED: signed}, "secret") == []
     assert [o.ename for o in cell.outputs] == ["AssertionError"]
     forged = {**signed, "signature": guard.signature("guess", guard.digest(cell.source), "ok", [])}
-    assert runner.judge(cell, {"status": "ok", guard.SIGNED: forged}, "secret") != []
+    assert run.judge(cell, {"status": "ok", guard.SIGNED: forged}, "secret") != []
 
 
 def test_similarity():
     """Checks that the similarity ratio ignores docstrings and layout and tells code apart."""
     a = 'def f(x):\n    """Doc."""\n    return (x + 1) * 2\n'
-    assert integrity.similarity(a, "def f(x):\n    return (x+1)*2") == 1.0
-    assert integrity.similarity(a, "def g(values):\n    total = 0\n    for v in values:\n"
+    assert reading.similarity(a, "def f(x):\n    return (x+1)*2") == 1.0
+    assert reading.similarity(a, "def g(values):\n    total = 0\n    for v in values:\n"
                                    "        total += v\n    return total") < 0.6

@@ -1,4 +1,4 @@
-"""The student edition (``course publish``, :mod:`course_grading.publish`).
+"""The student edition (``course publish``, :mod:`course_grading.grade.publish`).
 
 Fast: what the edition holds and what it must not (no file of ``solutions/``, no gradebook, no
 tests, no class grading, no book); no line that exists only in ``solutions/`` (solution code,
@@ -24,9 +24,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_grading import grading, publish, submissions
+from course_grading import course as course_dir
+from course_grading.check import assemble, cells, score
+from course_grading.grade import publish
 
-REPO = grading.REPO
+REPO = course_dir.REPO
 TEXT = {".py", ".ipynb", ".md", ".toml", ".txt", ".yml", ".yaml", ".lock", ".cfg", ".json",
         ".html", ".csv", ""}
 SKIP = {".git", ".venv", "build", "data", "__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
@@ -79,14 +81,15 @@ def test_edition_holds_what_a_student_needs(edition):
     the install files and the student's README, Makefile and nbgrader configuration."""
     notebooks = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
     assert sorted(p.name for p in (edition / "notebooks").glob("*.ipynb")) == notebooks
-    for assignment in grading.source_assignments(REPO):
+    for assignment in course_dir.source_assignments(REPO):
         ours = edition / "assignments" / assignment / f"{assignment}.ipynb"
         assert ours.read_bytes() == (REPO / "assignments" / assignment / ours.name).read_bytes()
     assert (edition / "course_lib" / "maml.py").read_bytes() == \
         (REPO / "course_lib" / "maml.py").read_bytes()
     for name in ("README.md", "Makefile", "pyproject.toml", "requirements.lock",
                  "environment.yml", "nbgrader_config.py", ".gitignore",
-                 "course_grading/cli.py", "course_grading/runner.py"):
+                 "course_grading/cli.py", "course_grading/check/run.py",
+                 "course_grading/kernel/guard.py"):
         assert (edition / name).is_file(), name
     readme = (edition / "README.md").read_text()
     assert "make setup" in readme and "make lab" in readme and "course check" in readme
@@ -98,8 +101,7 @@ def test_edition_holds_no_instructor_file(edition):
     """Checks there is no solutions/, gradebook, test, class grading, red team or book."""
     present = {str(p.relative_to(edition)) for p in edition.rglob("*")}
     for name in ("solutions", "gradebook.db", "tests", "course_site", "autograded", "feedback",
-                 "course_grading/grader.py", "course_grading/redteam",
-                 "course_grading/publish.py", "course_grading/student_edition"):
+                 "course_grading/grade", "course_grading/grade/publish.py", "redteam"):
         assert name not in present, name
     for path in edition.rglob("*.ipynb"):
         text = path.read_text()
@@ -187,13 +189,13 @@ def test_student_edition_installs_and_checks(installed):
         return subprocess.run([str(bin_ / "course"), "check", "bayes"], cwd=out, env=env,
                               capture_output=True, text=True, timeout=300)
 
-    parts = grading.part_points(REPO / "solutions" / "bayes" / "bayes.ipynb")
+    parts = cells.part_points(REPO / "solutions" / "bayes" / "bayes.ipynb")
     release = _untouched(out, "bayes")
     untouched = check()
     assert untouched.returncode == 1, untouched.stdout + untouched.stderr
     assert untouched.stdout.count("not answered yet") == len(parts), untouched.stdout
     source = nbformat.read(REPO / "solutions" / "bayes" / "bayes.ipynb", as_version=4)
-    nbformat.write(submissions.solved(nbformat.read(release, as_version=4), source), release)
+    nbformat.write(assemble.solved(nbformat.read(release, as_version=4), source), release)
     solved = check()
     assert solved.returncode == 0, solved.stdout + solved.stderr
     rows = [line for line in solved.stdout.splitlines() if line.split()[:1] and
@@ -346,13 +348,12 @@ def test_check_sees_answers_in_the_released_file_itself():
     """Checks `course check`'s table when the student edited the released file in place (so the
     release it compares with is that same file): untouched parts are 'not answered yet', an
     answered one is not."""
-    from course_grading import cli
 
     path = REPO / "assignments" / "bayes" / "bayes.ipynb"
     release = nbformat.read(path, as_version=4)
-    assert all(not row["answered"] for row in cli.part_status(release, release))
+    assert all(not row["answered"] for row in score.part_status(release, release))
     edited = nbformat.read(path, as_version=4)
-    answer = next(c for c in edited.cells if submissions.grade_id(c) == "gaussian_entropy")
+    answer = next(c for c in edited.cells if cells.grade_id(c) == "gaussian_entropy")
     answer.source = "def gaussian_entropy(var):\n    return 0.0"
-    rows = {row["part"]: row["answered"] for row in cli.part_status(edited, edited)}
+    rows = {row["part"]: row["answered"] for row in score.part_status(edited, edited)}
     assert rows["gaussian_entropy"] and not rows["posterior_mean_var"]

@@ -22,7 +22,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_grading import grader, grading, integrity, redteam, submissions
+from course_grading import course as course_dir
+from course_grading.check import assemble, cells, reading
+from course_grading.grade import assignments, batch, feedback
+import redteam
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -37,10 +40,10 @@ def _sha256(path: str) -> str:
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("redteam")
-    shutil.copy(grading.REPO / grading.CONFIG_FILE, root)
+    shutil.copy(course_dir.REPO / course_dir.CONFIG_FILE, root)
     for assignment in ASSIGNMENTS:
-        shutil.copytree(grading.REPO / "solutions" / assignment, root / "solutions" / assignment)
-    grading.release(ASSIGNMENTS, course_root=root)
+        shutil.copytree(course_dir.REPO / "solutions" / assignment, root / "solutions" / assignment)
+    assignments.release(ASSIGNMENTS, course_root=root)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OMP_NUM_THREADS", "1")
         yield root
@@ -52,10 +55,10 @@ def _class(course: Path, assignment: str) -> tuple[dict, dict]:
                             as_version=4)
     source_path = course / "solutions" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
-    solved = submissions.solved(release, source)
-    full = sum(grading.part_points(source_path).values())
+    solved = assemble.solved(release, source)
+    full = sum(cells.part_points(source_path).values())
     controls = {"solution": (solved, full, None), "untouched": (release, 0.0, None)}
-    points = grading.part_points(source_path)
+    points = cells.part_points(source_path)
     attackers = {**redteam.tricks(release, source_path), **redteam.on_top(solved, full, points),
                  **redteam.delegation_spellings(release, source_path), **redteam.liars(release),
                  "delegating": (redteam.delegating(release, assignment), 0.0,
@@ -69,7 +72,7 @@ def _grade(course: Path, assignment: str, students: dict, folder: Path) -> dict:
     for student, (notebook, *_rest) in students.items():
         (folder / student).mkdir(parents=True)
         nbformat.write(notebook, folder / student / f"{assignment}.ipynb")
-    report = grader.grade(assignment, folder, course, workers=2, progress=False)
+    report = batch.grade(assignment, folder, course, workers=2, progress=False)
     report["rows"] = {line.split(",", 1)[0]: line
                       for line in Path(report["csv"]).read_text().splitlines()[1:]}
     report["by_student"] = {o["student"]: o for o in report["outcomes"]}
@@ -79,7 +82,7 @@ def _grade(course: Path, assignment: str, students: dict, folder: Path) -> dict:
 _batches: dict[str, dict] = {}
 
 
-def batch(course: Path, assignment: str, tmp_path_factory) -> dict:
+def red_batch(course: Path, assignment: str, tmp_path_factory) -> dict:
     if assignment not in _batches:
         controls, attackers = _class(course, assignment)
         protected = {path: _sha256(path) for path in redteam.protected_files()}
@@ -114,7 +117,7 @@ def test_attacker_scores_and_is_listed(course, assignment, student, tmp_path_fac
     """Checks one attacker's recorded score (0 for every trick on the untouched release: what
     it changed was put back before the tests) and that the report names what it did (a note
     when it only tried, tampering or delegation when the run saw it act during a test)."""
-    result = batch(course, assignment, tmp_path_factory)
+    result = red_batch(course, assignment, tmp_path_factory)
     _, expected, why = result["attackers"][student]
     outcome = result["mixed"]["by_student"][student]
     assert outcome["total"] == expected, outcome
@@ -125,9 +128,9 @@ def test_attacker_scores_and_is_listed(course, assignment, student, tmp_path_fac
 def test_delegating_student_scores_zero_on_every_part(course, assignment, tmp_path_factory):
     """Checks that every part the delegating student handed to the course (each of which earns
     its points when nothing detects it) scores 0, with a reason naming the course function."""
-    result = batch(course, assignment, tmp_path_factory)
+    result = red_batch(course, assignment, tmp_path_factory)
     outcome = result["mixed"]["by_student"]["delegating"]
-    declared = integrity.own_work(course / "solutions" / assignment / f"{assignment}.ipynb")
+    declared = reading.own_work(course / "solutions" / assignment / f"{assignment}.ipynb")
     assert outcome["total"] == 0, outcome
     for part in redteam.DELEGATING[assignment]:
         assert any(f"0 points for {part}" in t and any(f in t for f in declared[part])
@@ -138,7 +141,7 @@ def test_delegating_student_scores_zero_on_every_part(course, assignment, tmp_pa
 def test_controls_identical_and_unflagged(course, assignment, tmp_path_factory):
     """Checks that the controls' CSV rows are byte-identical with and without the attackers,
     with their expected totals and no tampering."""
-    result = batch(course, assignment, tmp_path_factory)
+    result = red_batch(course, assignment, tmp_path_factory)
     for student, (_, expected, _) in result["controls"].items():
         assert result["mixed"]["rows"][student] == result["alone"]["rows"][student]
         outcome = result["alone"]["by_student"][student]
@@ -149,7 +152,7 @@ def test_controls_identical_and_unflagged(course, assignment, tmp_path_factory):
 def test_course_venv_and_data_unchanged(course, assignment, tmp_path_factory):
     """Checks that course_lib, the venv's configuration and a data file are byte-identical
     after the batch (the writing attacker tried all of them)."""
-    before, after = batch(course, assignment, tmp_path_factory)["protected"]
+    before, after = red_batch(course, assignment, tmp_path_factory)["protected"]
     assert len(before) >= 2 and before == after
 
 
@@ -157,14 +160,14 @@ def test_course_venv_and_data_unchanged(course, assignment, tmp_path_factory):
 def test_no_hidden_test_in_feedback(course, assignment, tmp_path_factory):
     """Checks that no feedback file holds a line of the hidden tests (which the instructor's
     source does hold, so the check could fail)."""
-    result = batch(course, assignment, tmp_path_factory)
+    result = red_batch(course, assignment, tmp_path_factory)
     release = nbformat.read(course / "assignments" / assignment / f"{assignment}.ipynb",
                             as_version=4)
     source = nbformat.read(course / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
-    lines = grader.hidden_lines(release, source)
+    lines = feedback.hidden_lines(release, source)
     assert len(lines) > 10
     notebooks = {**result["controls"], **result["attackers"]}
     for student, text in result["feedback"].items():
-        own = grader.own_lines(notebooks[student][0])   # a student's own line is not a leak
+        own = feedback.own_lines(notebooks[student][0])   # a student's own line is not a leak
         leaked = [line for line in lines - own if line in text or html.escape(line) in text]
         assert leaked == [], (student, leaked[:3])

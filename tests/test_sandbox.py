@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from course_grading import cli, grader, sandbox
+from course_grading import cli
+from course_grading.grade import batch, feedback, report
+from course_grading.kernel import sandbox
 
 
 def test_no_isolation_refuses_untrusted_work_before_writing(tmp_path, monkeypatch, capsys):
@@ -15,17 +17,17 @@ def test_no_isolation_refuses_untrusted_work_before_writing(tmp_path, monkeypatc
     it through to grading."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "inbox").mkdir()
-    with pytest.raises(grader.Untrusted):
-        grader.grade("bayes", tmp_path / "inbox", tmp_path, mode="process", progress=False)
+    with pytest.raises(batch.Untrusted):
+        batch.grade("bayes", tmp_path / "inbox", tmp_path, mode="process", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox"]
     monkeypatch.setattr(sandbox, "isolation", lambda: "process")
-    monkeypatch.setattr(grader, "isolation", lambda: "process")
+    monkeypatch.setattr(batch, "isolation", lambda: "process")
     assert cli.main(["grade", "bayes", str(tmp_path / "inbox")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--trust-submissions" in err
     seen = []
-    monkeypatch.setattr(grader, "grade", lambda *a, trust=False, **k: seen.append(trust) or {})
-    monkeypatch.setattr(grader, "summary", lambda report: "")
+    monkeypatch.setattr(batch, "grade", lambda *a, trust=False, **k: seen.append(trust) or {})
+    monkeypatch.setattr(report, "summary", lambda report: "")
     assert cli.main(["grade", "bayes", str(tmp_path / "inbox"), "--trust-submissions"]) == 0
     assert seen == [True]
 
@@ -65,7 +67,7 @@ def test_graded_notebooks_are_inert():
                                                               "image/svg+xml": "<svg/>"}),
                  nbformat.v4.new_output("display_data", data={"image/png": png + "' onerror='x"})])]
     cells[0]["attachments"] = {"a.svg": {"image/svg+xml": base64.b64encode(b"<svg/>").decode()}}
-    notebook = grader.inert(nbformat.v4.new_notebook(cells=cells))
+    notebook = feedback.inert(nbformat.v4.new_notebook(cells=cells))
     text = nbformat.writes(notebook)
     assert "onerror" not in text and "<script" not in text and "<svg" not in text
     assert notebook.cells[0].source == "&lt;script>alert(1)&lt;/script> $a<b$, 3 < 4"
@@ -94,4 +96,4 @@ def test_limits_a_grade_could_not_survive_are_refused(flag, value, tmp_path, cap
     with pytest.raises(ValueError):
         sandbox.Limits(memory_mb=0)
     with pytest.raises(ValueError, match="workers"):
-        grader.grade("bayes", tmp_path / "inbox", tmp_path, workers=0, progress=False)
+        batch.grade("bayes", tmp_path / "inbox", tmp_path, workers=0, progress=False)

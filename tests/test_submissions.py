@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from course_grading import submissions as S
+from course_grading.check import assemble, cells
 
 
 def cell(kind, source, grade_id=None, **flags):
@@ -25,7 +25,7 @@ def source_and_release():
         cell("code", "assert f() == 1", "f-visible", grade=True, locked=True, points=1),
         cell("code", "'''hidden'''\n### BEGIN HIDDEN TESTS\nassert f() > 0\n### END HIDDEN TESTS",
              "f-hidden", grade=True, locked=True, points=1)])
-    release = S._copy(source)
+    release = assemble._copy(source)
     release.cells[1].source = "def f():\n    raise NotImplementedError()"
     release.cells[3].source = "'''hidden'''"
     return source, release
@@ -35,7 +35,7 @@ def test_untouched_release_has_no_findings():
     """Checks no false alarm on the release itself, although its hidden-test cell differs
     from the source's."""
     _, release = source_and_release()
-    assert S.check(release, release) == []
+    assert assemble.check(release, release) == []
 
 
 @pytest.mark.parametrize("change, cell_id, tampering", [
@@ -44,40 +44,40 @@ def test_untouched_release_has_no_findings():
     (lambda nb: nb.cells[2].__setitem__("cell_type", "markdown"), "f-visible", True),
     (lambda nb: nb.cells[2].metadata.nbgrader.__setitem__("points", 9), "f-visible", True),
     (lambda nb: nb.cells.append(cell("code", "pass", "bonus", grade=True, points=5)), "bonus", True),
-    (lambda nb: nb.cells.insert(2, S._copy(nb.cells[1])), "f", False),
+    (lambda nb: nb.cells.insert(2, assemble._copy(nb.cells[1])), "f", False),
     (lambda nb: nb.cells.pop(1), "f", False),
 ])
 def test_check_finds(change, cell_id, tampering):
     """Checks each kind of change is found on the right cell and classed correctly."""
     _, release = source_and_release()
-    submitted = S._copy(release)
+    submitted = assemble._copy(release)
     change(submitted)
-    findings = S.check(submitted, release)
-    assert any(f.cell == cell_id and f.tampering == tampering for f in findings), findings
+    findings = assemble.check(submitted, release)
+    assert any(f.cell == cell_id and f.costs == tampering for f in findings), findings
 
 
 def test_answer_edits_are_not_tampering():
     """Checks that writing the answer and adding own cells raises no finding."""
     source, release = source_and_release()
-    submitted = S._copy(release)
+    submitted = assemble._copy(release)
     submitted.cells[1].source = "def helper():\n    return 1\ndef f():\n    return helper()"
     submitted.cells.insert(2, cell("code", "x = f()\nprint(x)"))
-    assert S.check(submitted, release) == []
+    assert assemble.check(submitted, release) == []
 
 
 def test_graded_notebook_restores_tests_and_keeps_answers():
     """Checks release order, hidden tests restored, the answer and own cells kept, copies
     stripped of metadata, deleted tests put back."""
     source, release = source_and_release()
-    submitted = S._copy(release)
+    submitted = assemble._copy(release)
     submitted.cells[1].source = "def f():\n    return 2"
     submitted.cells[2].source = "assert True"                  # edited test
     submitted.cells.pop(3)                                     # deleted hidden test
     submitted.cells.insert(2, cell("code", "print('mine')"))   # own cell after the answer
-    submitted.cells.append(S._copy(submitted.cells[1]))       # a copy of the answer at the end
+    submitted.cells.append(assemble._copy(submitted.cells[1]))       # a copy of the answer at the end
     submitted.cells[-1].source = "def f():\n    return 3"
-    graded = S.graded_notebook(submitted, release, source)
-    ids = [S.grade_id(c) for c in graded.cells]
+    graded = assemble.graded_notebook(submitted, release, source)
+    ids = [cells.grade_id(c) for c in graded.cells]
     assert ids == ["setup", "f", None, "f-visible", None, "f-hidden"]
     assert graded.cells[1].source == "def f():\n    return 2"      # the first copy is the answer
     assert graded.cells[2].source == "print('mine')"
@@ -88,7 +88,7 @@ def test_graded_notebook_restores_tests_and_keeps_answers():
 
 def test_nothing_submitted_grades_the_stubs():
     source, release = source_and_release()
-    graded = S.graded_notebook(None, release, source)
+    graded = assemble.graded_notebook(None, release, source)
     assert "NotImplementedError" in graded.cells[1].source
     assert "BEGIN HIDDEN TESTS" in graded.cells[3].source
 
@@ -101,8 +101,8 @@ def test_read_notebook_errors(tmp_path):
                                                   "nbformat_minor": 5, "metadata": {}}))
     for name, reason in [("a", "not valid notebook JSON"), ("b", "not a text file"),
                          ("c", "not valid notebook JSON")]:
-        with pytest.raises(S.SubmissionError, match=reason):
-            S.read_notebook(tmp_path / f"{name}.ipynb")
+        with pytest.raises(assemble.SubmissionError, match=reason):
+            assemble.read_notebook(tmp_path / f"{name}.ipynb")
 
 
 def test_find_notebook_and_collect(tmp_path):
@@ -113,19 +113,19 @@ def test_find_notebook_and_collect(tmp_path):
     folder = tmp_path / "alice"
     folder.mkdir()
     nbformat.write(release, folder / "hw (1).ipynb")
-    path, note = S.find_notebook(folder, "hw", release)
+    path, note = assemble.find_notebook(folder, "hw", release)
     assert path.name == "hw (1).ipynb" and "graded hw (1).ipynb" in note
-    assert S.find_notebook(tmp_path, "hw", release) == (None, "no hw.ipynb was submitted")
+    assert assemble.find_notebook(tmp_path, "hw", release) == (None, "no hw.ipynb was submitted")
     (tmp_path / "bob" / "hw").mkdir(parents=True)
     (tmp_path / "mallory").symlink_to(tmp_path / "bob")           # a linked folder: skipped
     (tmp_path / "alice" / "linked.ipynb").symlink_to(folder / "hw (1).ipynb")
-    assert S.collect(tmp_path, "hw") == {"alice": folder, "bob": tmp_path / "bob" / "hw"}
-    assert S.find_notebook(folder, "hw", release)[0].name == "hw (1).ipynb"   # not the link
+    assert assemble.collect(tmp_path, "hw") == {"alice": folder, "bob": tmp_path / "bob" / "hw"}
+    assert assemble.find_notebook(folder, "hw", release)[0].name == "hw (1).ipynb"   # not the link
     (folder / "hw.ipynb").symlink_to(folder / "hw (1).ipynb")
-    assert S.find_notebook(folder, "hw", release)[0] is None
+    assert assemble.find_notebook(folder, "hw", release)[0] is None
     inbound = tmp_path / "exchange" / "course" / "inbound"
     for name in ["carol+hw+2026-01-01 10:00:00", "carol+hw+2026-01-02 09:00:00",
                  "dave+other+2026-01-01"]:
         (inbound / name).mkdir(parents=True)
-    assert S.collect(tmp_path / "exchange", "hw") == {
+    assert assemble.collect(tmp_path / "exchange", "hw") == {
         "carol": inbound / "carol+hw+2026-01-02 09:00:00"}

@@ -22,23 +22,21 @@ from pathlib import Path
 
 import nbformat
 
-from . import grading
-from .grader import NOTHING_SUBMITTED, Outcome, feedback_html, missing
+from .. import course
+from ..check.cells import assignment_points, part_of
+from .feedback import feedback_html
+from .record import NOTHING_SUBMITTED, Outcome, missing
 
 COLUMNS = ["student", "late_penalty", "total", "max", "still_to_grade", "comments", "tampering",
            "reasons"]
 
 
 def final_outcomes(course_root: Path, assignment: str) -> tuple[list[Outcome], dict]:
-    """Every graded student's :class:`~course_grading.grader.Outcome` as the gradebook has it
-    now, and ``{student: [comments]}`` (``"<grade_id>: <comment>"``, by hand or automatic)."""
-    from nbgrader.api import Gradebook
-
-    config = grading.load_config(course_root)
+    """Every graded student's :class:`~course_grading.grade.record.Outcome` as the gradebook has
+    it now, and ``{student: [comments]}`` (``"<grade_id>: <comment>"``, by hand or automatic)."""
     notes = _notes(course_root, assignment)
     outcomes, comments = [], {}
-    with Gradebook(grading.nbgrader_api(course_root).coursedir.db_url,
-                   config.CourseDirectory.course_id) as gradebook:
+    with course.gradebook(course_root) as gradebook:
         for submission in sorted(gradebook.assignment_submissions(assignment),
                                  key=lambda s: s.student.id):
             student = submission.student.id
@@ -47,7 +45,7 @@ def final_outcomes(course_root: Path, assignment: str) -> tuple[list[Outcome], d
             outcome.needs_manual = []
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
-                    part = grading.part_of(grade.name)
+                    part = part_of(grade.name)
                     parts[part] = parts.get(part, 0.0) + (grade.score or 0.0)
                     if grade.needs_manual_grade:
                         outcome.needs_manual.append(grade.name)
@@ -71,14 +69,10 @@ def export(course_root: Path | str, assignment: str) -> dict:
     """Write ``final.csv`` and the feedback pages (see the module docstring); return
     ``{"csv": path, "students": n, "still_to_grade": {student: [grade_id, ...]}}``."""
     course_root = Path(course_root).resolve()
-    config = grading.load_config(course_root)
-    source_dir = course_root / config.CourseDirectory.source_directory / assignment
+    source_dir = course.folder(course_root, "source", assignment)
     if not source_dir.is_dir():
         raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
-    points: dict[str, float] = {}
-    for path in sorted(source_dir.glob("*.ipynb")):
-        for part, value in grading.part_points(path).items():
-            points[part] = points.get(part, 0.0) + value
+    points = assignment_points(sorted(source_dir.glob("*.ipynb")))
     outcomes, comments = final_outcomes(course_root, assignment)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -102,13 +96,12 @@ def export(course_root: Path | str, assignment: str) -> dict:
 
 def _feedback(course_root: Path, assignment: str, outcome: Outcome, comments: list[str]) -> None:
     """Rewrite the student's feedback pages with the final points and the graders' comments."""
-    config = grading.load_config(course_root)
     shown = Outcome(outcome.student, outcome.parts, outcome.total, outcome.needs_manual,
                     outcome.tampering, [f"comment on {c}" for c in comments] + outcome.reasons)
     graded = course_root / "autograded" / outcome.student / assignment
     for path in sorted(graded.glob("*.ipynb")):
-        release = course_root / config.CourseDirectory.release_directory / assignment / path.name
-        source = course_root / config.CourseDirectory.source_directory / assignment / path.name
+        release = course.folder(course_root, "release", assignment) / path.name
+        source = course.folder(course_root, "source", assignment) / path.name
         target = course_root / "feedback" / outcome.student / assignment / f"{path.stem}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(feedback_html(nbformat.read(path, as_version=4),

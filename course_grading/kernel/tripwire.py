@@ -1,5 +1,5 @@
 """Own work, checked by effect: the course functions a part asks the student to write,
-trip-wired while that part's tests run (:meth:`course_grading.guard.Guard.arm`).
+trip-wired while that part's tests run (:meth:`course_grading.kernel.guard.Guard.arm`).
 
 A course function is trapped by swapping its ``__code__`` for a trap (:func:`trap_code`), so
 every name, alias, list, partial, bound method or thread that holds the function object calls

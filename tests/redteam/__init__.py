@@ -14,7 +14,7 @@ records what they earn in ``results.json`` (``benchmarks.cheat_points`` and
   history, the caller's frame) or to write into the course, the Python installation and the
   data.
 - :func:`delegating`: every answer handed to the course's own implementation
-  (:mod:`course_grading.redteam.delegating`).
+  (:mod:`redteam.delegating`).
 
 Each submission comes with the text its finding must contain (None: no finding, its tests fail).
 """
@@ -26,7 +26,10 @@ import sys
 
 import nbformat
 
-from .. import integrity, submissions
+from course_grading.check import reading
+from course_grading.check.assemble import _copy
+from course_grading.check.cells import grade_id, nbgrader_meta, part_of
+
 from .delegating import DELEGATING
 
 _SUPPRESS = "lambda name: __import__('contextlib').suppress(BaseException)"
@@ -130,9 +133,9 @@ IDIOMS = [
 
 def honest(solved):
     """``solved`` with every cell of :data:`IDIOMS` after its first answer."""
-    notebook = submissions._copy(solved)
+    notebook = _copy(solved)
     at = next(i for i, c in enumerate(notebook.cells)
-              if submissions.nbgrader_meta(c).get("solution")) + 1
+              if nbgrader_meta(c).get("solution")) + 1
     notebook.cells[at:at] = [nbformat.v4.new_code_cell(source) for source in IDIOMS]
     return notebook
 
@@ -147,7 +150,7 @@ ON_TOP = {
 
 
 def _with(notebook, source: str, first: bool):
-    notebook = submissions._copy(notebook)
+    notebook = _copy(notebook)
     cell = nbformat.v4.new_code_cell(source)
     notebook.cells.insert(0 if first else len(notebook.cells), cell)
     return notebook
@@ -170,7 +173,7 @@ def tricks(release, source_path) -> dict[str, tuple]:
     one first cell each; ``oracle`` replaces the course functions the hidden tests compare with
     (from the assignment's ``own_work.toml``)."""
     found = {name: (_with(release, cell, True), 0.0, why) for name, (cell, why) in TRICKS.items()}
-    declared = sorted({n for names in integrity.own_work(source_path).values() for n in names})
+    declared = sorted({n for names in reading.own_work(source_path).values() for n in names})
     if declared:
         lines = [f"import {name.rpartition('.')[0]}" for name in declared]
         lines += [f"{name} = lambda *args, **kwargs: None" for name in declared]
@@ -192,9 +195,9 @@ def delegation_spellings(release, source_path, thread_seconds: float = 3) -> dic
     ``functools.reduce(getattr, …)`` chain, a partial, a fresh import of the course's file, a
     copy of the function's code, a name rebound by a later cell, and a thread that calls it
     (waiting ``thread_seconds`` at most)."""
-    declared = integrity.own_work(source_path)
-    cells = {submissions.grade_id(c): c for c in release.cells
-             if submissions.nbgrader_meta(c).get("solution") and c.cell_type == "code"}
+    declared = reading.own_work(source_path)
+    cells = {grade_id(c): c for c in release.cells
+             if nbgrader_meta(c).get("solution") and c.cell_type == "code"}
     part = next((p for p in declared if declared[p] and p in cells and _answer_name(cells[p])), None)
     if part is None:
         return {}
@@ -225,14 +228,14 @@ def delegation_spellings(release, source_path, thread_seconds: float = 3) -> dic
     }
     from course_lib.paths import REPO
 
-    if (integrity.reference_source(target, REPO) or "").startswith("def "):   # a function
+    if (reading.reference_source(target, REPO) or "").startswith("def "):   # a function
         spell["code_copy"] = (None, f"import types, {module}\n_c = types.FunctionType("
                               f"{module}.{attr}.__code__, vars({module}))\n" +
                               wrap.format(call="_c"), None)
     found = {}
     for spelling, (before, answer, after) in spell.items():
-        notebook = submissions._copy(release)
-        index = next(i for i, c in enumerate(notebook.cells) if submissions.grade_id(c) == part)
+        notebook = _copy(release)
+        index = next(i for i, c in enumerate(notebook.cells) if grade_id(c) == part)
         if answer:
             notebook.cells[index].source = answer
         if after:
@@ -267,9 +270,9 @@ def liars(release) -> dict[str, tuple]:
     plain values, they earn 0."""
     found = {}
     for name, liar in _LIARS.items():
-        notebook = submissions._copy(release)
+        notebook = _copy(release)
         for cell in notebook.cells:
-            if submissions.nbgrader_meta(cell).get("solution") and cell.cell_type == "code" \
+            if nbgrader_meta(cell).get("solution") and cell.cell_type == "code" \
                     and any(isinstance(n, ast.FunctionDef) for n in ast.parse(cell.source).body):
                 function = _answer_name(cell)
                 cell.source = f"{liar}\ndef {function}(*args, **kwargs):\n    return _Yes()"
@@ -287,7 +290,7 @@ def on_top(solved, full: float, points: dict[str, float] | None = None) -> dict[
                                ON_TOP["print_history"][1]),
              "writes_course": (_with(solved, ON_TOP["writes_course"][0].format(
                  paths=protected_files()), False), full, ON_TOP["writes_course"][1])}
-    answers = [c for c in solved.cells if submissions.nbgrader_meta(c).get("solution")
+    answers = [c for c in solved.cells if nbgrader_meta(c).get("solution")
                and c.cell_type == "code"]
     name = next((n.name for n in ast.parse(answers[0].source).body
                  if isinstance(n, (ast.FunctionDef, ast.ClassDef))), None) if answers else None
@@ -296,13 +299,12 @@ def on_top(solved, full: float, points: dict[str, float] | None = None) -> dict[
                f"def {name}(*args, **kwargs):\n"
                "    STOLEN.append(traceback.format_stack())\n"
                "    return _honest(*args, **kwargs)")
-        notebook = submissions._copy(solved)
+        notebook = _copy(solved)
         at = notebook.cells.index(answers[0]) + 1
         notebook.cells.insert(at, nbformat.v4.new_code_cell(spy))
         notebook.cells.append(nbformat.v4.new_code_cell("print(STOLEN)"))
-        from ..grading import part_of
 
-        spied = part_of(submissions.grade_id(answers[0]))
+        spied = part_of(grade_id(answers[0]))
         found["steal_frames"] = (notebook, full - (points or {}).get(spied, full),
                                  "sys._getframe from the submission's code while a test ran")
     return found
@@ -311,8 +313,8 @@ def on_top(solved, full: float, points: dict[str, float] | None = None) -> dict[
 def delegating(release, assignment: str):
     """``release`` with every answer of :data:`DELEGATING` for ``assignment`` (the others
     left as stubs)."""
-    notebook = submissions._copy(release)
+    notebook = _copy(release)
     for cell in notebook.cells:
-        if submissions.grade_id(cell) in DELEGATING.get(assignment, {}):
-            cell.source = DELEGATING[assignment][submissions.grade_id(cell)]
+        if grade_id(cell) in DELEGATING.get(assignment, {}):
+            cell.source = DELEGATING[assignment][grade_id(cell)]
     return notebook

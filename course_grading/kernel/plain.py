@@ -69,7 +69,7 @@ def _generated(function) -> bool:
 
 def plain_call(function, student):
     """``function`` returning :func:`plain` values (see
-    :meth:`course_grading.guard.Guard.plain_values`); ``student`` as for :func:`plain`."""
+    :meth:`course_grading.kernel.guard.Guard.plain_values`); ``student`` as for :func:`plain`."""
     @functools.wraps(function)
     def plain_call(*args, **kwargs):
         return plain(function(*args, **kwargs), student)

@@ -1,6 +1,6 @@
 """Execute a notebook's cells in the grading sandbox, whatever the code in them does.
 
-:func:`run_notebook` starts a :mod:`course_grading.sandbox` kernel in a scratch folder and runs
+:func:`run_notebook` starts a :mod:`course_grading.kernel.sandbox` kernel in a scratch folder and runs
 the code cells one by one with nbclient, as ``nbgrader autograde`` does, but it never gives up
 on the notebook half-way without saying why:
 
@@ -15,7 +15,7 @@ on the notebook half-way without saying why:
 
 Test cells (nbgrader's ``grade`` cells) are judged by the kernel's execute reply as well as
 by their outputs: a reply that says ``error`` fails the cell even when nothing was displayed
-(a silenced traceback). Every reply must carry :mod:`course_grading.guard`'s signature; what
+(a silenced traceback). Every reply must carry :mod:`course_grading.kernel.guard`'s signature; what
 the guard reports, and any reply it did not sign, end up in ``Run.integrity``.
 
 The result is the executed notebook, a list of readable events and the integrity reports.
@@ -43,31 +43,30 @@ from nbclient.output_widget import OutputWidget
 
 from course_lib.paths import cache_dir
 
-from . import guard, submissions
-from .sandbox import KERNEL_NAME, Limits, write_kernel_spec
+from ..kernel import guard
+from ..kernel.sandbox import KERNEL_NAME, Limits, write_kernel_spec
+from .assemble import encodable
+from .cells import grade_id, has_hidden_tests, is_given, is_test, part_of
+
 
 TIMEOUT = "CellTimeoutError"
+
 NOT_RUN = "NotRun"
+
 TAMPERING = "Tampering"
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 
 
 @dataclass
 class Run:
     """An executed notebook and what happened while it ran.
 
-    ``integrity``: ``{cell index: [event]}`` (:func:`course_grading.guard.event`: what the
+    ``integrity``: ``{cell index: [event]}`` (:func:`course_grading.kernel.guard.event`: what the
     guard saw, or why the reply is not trusted), only for cells with something to report.
     """
     notebook: nbformat.NotebookNode
     events: list[str] = field(default_factory=list)
     seconds: float = 0.0
     integrity: dict[int, list[dict]] = field(default_factory=dict)
-
-
-def is_test(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def kernel_folders() -> dict[str, str]:
@@ -78,22 +77,14 @@ def kernel_folders() -> dict[str, str]:
             "COURSE_BUILD": "~/build"}
 
 
-def is_given(cell) -> bool:
-    """A read-only code cell that is not a test (imports, data, helpers the tests use)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-    return cell.cell_type == "code" and bool(meta.get("locked")) and not meta.get("solution") \
-        and not meta.get("grade")
-
-
 def guard_settings(notebook: nbformat.NotebookNode, own_work: dict | None = None) -> dict:
     """What the kernel's guard needs: a fresh secret, the digests of the test cells (and the
     part each tests) and of the read-only cells, and the course functions each part asks the
     student to write (``own_work``, from the assignment's ``own_work.toml``)."""
     tests = [c for c in notebook.cells if is_test(c)]
-    parts = {guard.digest(c.source): c.metadata["nbgrader"].get("grade_id", "").rsplit("-", 1)[0]
-             for c in tests}
+    parts = {guard.digest(c.source): part_of(grade_id(c) or "") for c in tests}
     return {"secret": secrets.token_hex(16), "tests": sorted(parts),
-            "hidden": sorted({guard.digest(c.source) for c in tests if HIDDEN_BEGIN in c.source}),
+            "hidden": sorted({guard.digest(c.source) for c in tests if has_hidden_tests(c)}),
             "given": sorted({guard.digest(c.source) for c in notebook.cells if is_given(c)}),
             "parts": parts, "own_work": {p: list(n) for p, n in (own_work or {}).items()}}
 
@@ -215,7 +206,7 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     Args:
         workdir: a fresh, short path (Unix socket names must stay under 108 characters);
             the kernel's working folder and HOME.
-        limits, hide, mode, env: see :func:`course_grading.sandbox.write_kernel_spec`.
+        limits, hide, mode, env: see :func:`course_grading.kernel.sandbox.write_kernel_spec`.
         own_work: ``{part: course functions}`` trip-wired while that part's tests run.
     """
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))
@@ -294,6 +285,5 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     run.seconds = time.monotonic() - start
     for cell in nb.cells:   # a kernel can print a lone surrogate, which no file can hold
         if cell.cell_type == "code":
-            cell.outputs = [nbformat.from_dict(submissions.encodable(o)) for o in cell.outputs]
+            cell.outputs = [nbformat.from_dict(encodable(o)) for o in cell.outputs]
     return run
-

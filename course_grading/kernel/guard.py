@@ -1,7 +1,7 @@
 """Inside a graded kernel: every test cell runs in the state the course gave it, and what the
 student's code does while the tests run is what counts.
 
-:func:`install` runs in :mod:`course_grading.sandbox`'s launcher before the kernel exists, so
+:func:`install` runs in :mod:`course_grading.kernel.sandbox`'s launcher before the kernel exists, so
 before any student code. It sets up two things that student code cannot remove:
 
 1. an **audit hook** (:pep:`578`; Python offers no way to take one off). Always refused: writes
@@ -22,7 +22,7 @@ before any student code. It sets up two things that student code cannot remove:
    namespace (what it binds is in no dict the student's functions can read) and without
    entering the history (``In``, ``_ih`` …); a test with hidden code leaves its source in no
    ``linecache``. The functions of the submission that the test names return plain values
-   (:func:`course_grading.plain.plain`). Anything the student's code changes *while the test runs* fails that test
+   (:func:`course_grading.kernel.plain.plain`). Anything the student's code changes *while the test runs* fails that test
    (tampering).
    **Own work** is checked by effect: while the tests of part P run, the course functions
    ``own_work.toml`` lists for P are trip-wired (their ``__code__`` swapped for a trap). A call
@@ -34,10 +34,10 @@ before any student code. It sets up two things that student code cannot remove:
 Every execute reply carries ``course_integrity``: the events of that cell and an HMAC, keyed
 by a secret only the grader and this module know, over the cell's digest, its status and its
 events. A reply without a valid one was not produced here, and the grader treats it as
-tampering (:mod:`course_grading.runner`).
+tampering (:mod:`course_grading.check.run`).
 
 This is defence in depth inside one process: the sandbox keeps the files that matter
-read-only and out of sight, and :mod:`course_grading.integrity` reads every cell for the
+read-only and out of sight, and :mod:`course_grading.check.reading` reads every cell for the
 instructor.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ _INTROSPECTION = ("inspect.py", "traceback.py", "linecache.py")
 _PROTECTED = ("course_lib", "torch", "numpy", "math", "operator", "functools", "itertools",
               "random", "collections", "copy", "threading", "builtins", "gymnasium", "statistics")
 # library classes whose methods tests lean on (the course's own classes are all watched; a patch
-# of any other library class is left to course_grading.integrity's reading)
+# of any other library class is left to course_grading.check.reading's reading)
 _CLASSES = {"torch._tensor.Tensor", "torch.nn.modules.module.Module",
             "torch.nn.parameter.Parameter", "torch.optim.optimizer.Optimizer",
             "torch.autograd.function.Function", "torch.distributions.distribution.Distribution",
@@ -563,7 +563,7 @@ class Guard:
     def plain_values(self, code: str, kernel) -> None:
         """For one test cell: the submission's functions the test names, and the methods of its
         classes the test names (or of the objects it names), return plain values
-        (:func:`course_grading.plain.plain`): a subclass of a tensor, array, number or string the student wrote
+        (:func:`course_grading.kernel.plain.plain`): a subclass of a tensor, array, number or string the student wrote
         becomes the library's own type, so a comparison runs the library's code, and an object
         of a class of theirs that redefines comparison or arithmetic is refused."""
         namespace = kernel.shell.user_ns

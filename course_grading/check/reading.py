@@ -17,7 +17,7 @@ parsed as IPython would run it (magics become calls) and checked for two things:
 Both readings are notes for the instructor and never cost a point by themselves: ordinary
 notebooks use ``inspect``, ``globals()`` or ``%autoreload``, and a determined student spells a
 trick in a way no parser sees. Points are decided by what the code does, which the kernel's
-:mod:`course_grading.guard` observes (:func:`police`): tampering while a test runs fails that
+:mod:`course_grading.kernel.guard` observes (:func:`course_grading.check.verdict.police`): tampering while a test runs fails that
 test, and a call of the course's implementation from the submission while a part's tests run
 scores the part 0. This module never runs the code it reads and never imports ``torch``.
 """
@@ -30,6 +30,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
 
 OWN_WORK_FILE = "own_work.toml"
 
@@ -50,6 +51,7 @@ _NAMES = {
     "_ih": "reads the cell history", "_oh": "reads the cell history",
     "_dh": "reads the cell history", "_sh": "reaches the IPython shell",
 }
+
 _HISTORY = re.compile(r"^_(i{1,3}|i\d+|\d+|_{1,2})?$")   # _, __, ___, _i, _ii, _i7, _7
 
 # Modules whose import alone is a trick: the kernel, the interpreter's internals, code from
@@ -93,6 +95,7 @@ _ATTRIBUTES = {
                     "reads frames or compiled code"),
     **dict.fromkeys(["attrgetter", "methodcaller"], "reaches attributes by computed names"),
 }
+
 # Dunder attributes that open a way around the other rules (others, like __init__, are fine).
 _DUNDERS = {"__dict__", "__globals__", "__code__", "__closure__", "__builtins__",
             "__subclasses__", "__bases__", "__base__", "__mro__", "__defaults__",
@@ -101,7 +104,9 @@ _DUNDERS = {"__dict__", "__globals__", "__code__", "__closure__", "__builtins__"
             "__wrapped__", "__self__", "__func__", "__objclass__", "__annotations__",
             "__set_name__", "__init_subclass__", "__class_getitem__", "__getstate__",
             "__setstate__", "__module__"}
+
 _ALLOWED_MAGICS = {"matplotlib", "time", "timeit"}   # the code given to %time is read too
+
 # Roots whose attributes are patched even when the cell did not import them (the kernel's
 # own names, and the names the course's setup cells import).
 _LIBRARY_ROOTS = {"sys", "torch", "numpy", "np", "math", "random", "F", "nn", "course_lib",
@@ -296,7 +301,6 @@ def _is_library(node: ast.AST, bound: dict[str, str]) -> bool:
     return root is not None and (root in bound or root in _LIBRARY_ROOTS)
 
 
-# ---------------------------------------------------------------------------- own work
 @lru_cache(maxsize=None)
 def _own_work(path: str) -> dict[str, tuple[str, ...]]:
     parts = tomllib.loads(Path(path).read_text()).get("parts", {})
@@ -401,7 +405,6 @@ def libraries_of(cell_sources) -> dict[str, str]:
     return bound
 
 
-# ---------------------------------------------------------------------------- similarity
 def _normalised(source: str) -> str:
     """Code without docstrings, comments or formatting, for a similarity ratio."""
     try:
@@ -453,124 +456,3 @@ def reference_source(name: str, repo: Path) -> str | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == attr:
             return ast.get_source_segment(text, node)
     return None
-
-
-# ---------------------------------------------------------------------------- what it costs
-OWN_WORK = "OwnWork"   # the error a delegated part's tests get (tricks: runner.TAMPERING)
-
-
-@dataclass
-class Verdict:
-    """What the integrity checks found in one graded notebook and what it costs.
-
-    ``parts``: ``{part: reason}`` for parts that score 0 because the run saw the submission's
-    code call the course's own implementation while the part's tests ran.
-    ``findings``: ``(cell label, what, costs points)`` for the instructor. What the static
-    reading sees never costs points by itself (an everyday notebook uses ``inspect``,
-    ``globals()`` or ``%autoreload``); what the kernel's guard saw the code *do* while a test
-    ran does.
-    """
-    parts: dict[str, str] | None = None
-    findings: list[tuple[str, str, bool]] | None = None
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def _label(cell, index: int) -> str:
-    return _meta(cell).get("grade_id") or f"cell {index}"
-
-
-def _student_cell(cell) -> bool:
-    meta = _meta(cell)
-    return cell.cell_type == "code" and not (meta.get("locked") and not meta.get("solution"))
-
-
-def police(graded, declared: dict[str, tuple[str, ...]], runtime: dict[int, list[dict]] | None = None,
-           repo: Path | None = None, release=None) -> Verdict:
-    """Read every student cell of ``graded`` (the notebook as it is run) for tricks and
-    delegation (notes for the instructor), add what the kernel's guard reported (``runtime``:
-    cell index → :func:`course_grading.guard.event` dicts), and decide what it costs (see
-    :class:`Verdict`). ``release``: what the student was given (its prose is not a sign of
-    pasting)."""
-    from .grading import part_of
-
-    verdict = Verdict({}, [])
-    libraries = libraries_of(c.source for c in graded.cells if c.cell_type == "code")
-    # delegation is read through the names the read-only cells bind and the cell's own: a part
-    # that calls another part's (delegated) answer by its name is not itself a delegation
-    given = libraries_of(c.source for c in graded.cells
-                         if c.cell_type == "code" and not _student_cell(c))
-    tainted: dict[str, tuple[str, str]] = {}
-    shown = " ".join(c.source for c in (release.cells if release is not None else []))
-    for index, cell in enumerate(graded.cells):
-        if not _student_cell(cell):
-            continue
-        label = _label(cell, index)
-        hits = tricks(cell.source, libraries)
-        if hits:
-            verdict.findings.append((label, "read in the code: " + "; ".join(map(str, hits[:3])) +
-                                     (f" (+{len(hits) - 3} more)" if len(hits) > 3 else "") +
-                                     " (a note: only what it does while the tests run costs "
-                                     "points)", False))
-        answer_part = part_of(label) if _meta(cell).get("solution") else None
-        if answer_part:
-            own = {answer_part: declared.get(answer_part, ())}
-            uses = delegations(cell.source, own, given)
-            uses += [(function, Hit(0, f"uses {name}, bound to {function} in {where}"))
-                     for name, (function, where) in tainted.items()
-                     if function in own[answer_part] and name in _names_used(cell.source)]
-            for function, hit in uses[:1]:
-                verdict.findings.append((label, f"read in the code: {hit}, which part "
-                                                f"{answer_part} asks you to write yourself "
-                                                "(a note: the run decides)", False))
-        else:   # names a student's own cell binds to a course function, for the answers
-            tainted.update({name: (function, label) for name, function
-                            in _bindings(cell.source, declared, given).items()})
-        if answer_part and repo is not None:
-            for function in declared.get(answer_part, ()):
-                reference = reference_source(function, repo)
-                ratio = similarity(cell.source, reference) if reference else 0.0
-                kept = [line for line in verbatim(cell.source, reference) if line not in shown] \
-                    if reference else []
-                if ratio >= SIMILAR and (kept or len(_normalised(reference)) >= SIMILAR_SIZE):
-                    verdict.findings.append((label, f"the answer is {ratio:.0%} the same code as "
-                                                    f"{function}" + (f", with {len(kept)} of its "
-                                                    "docstring or comment lines word for word"
-                                                    if kept else "") + ": check that it is the "
-                                                    "student's own work", False))
-    for index, events in sorted((runtime or {}).items()):
-        label = _label(graded.cells[index], index)
-        for found in events:
-            kind, what = found.get("kind"), str(found.get("what", ""))
-            if kind == "delegation":
-                part = found.get("part") or part_of(label)
-                reason = (f"{label}: {what}, which part {part} asks you to write yourself: "
-                          f"0 points for {part}")
-                verdict.parts.setdefault(part, reason)
-                verdict.findings.append((label, reason, True))
-            else:
-                verdict.findings.append((label, f"the kernel's guard: {what}",
-                                         kind != "note"))
-    return verdict
-
-
-SIMILAR = 0.9      # an answer this close to the course's code is shown to the instructor …
-SIMILAR_SIZE = 300  # … when the course's code is long enough for closeness to mean copying,
-# or when the answer also keeps the course's own prose (a short answer that computes the same
-# formula is the same code whoever writes it; the course's docstring is not)
-
-
-def penalise(executed, verdict: Verdict) -> None:
-    """Give the tests the verdict takes away an error output (nbgrader then scores them 0)."""
-    from .grading import part_of
-    from .runner import error_output
-
-    for index, cell in enumerate(executed.cells):
-        meta = _meta(cell)
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
-            continue
-        part = part_of(meta.get("grade_id", ""))
-        if part in (verdict.parts or {}):
-            cell.outputs.append(error_output(OWN_WORK, verdict.parts[part]))

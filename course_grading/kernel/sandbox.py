@@ -25,7 +25,7 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
 2. sets the :class:`Limits` (data memory, size of any file written, no core dumps), one
    thread for OpenMP and BLAS, ``HOME`` and the working folder inside the student's scratch
    folder, and caps what the kernel prints;
-3. installs :mod:`course_grading.guard` (an audit hook and a watch on the kernel's state
+3. installs :mod:`course_grading.kernel.guard` (an audit hook and a watch on the kernel's state
    around every test cell), reading its secret from a file that the kernel can no longer
    see afterwards;
 4. becomes an ordinary IPython kernel.
@@ -109,7 +109,7 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
         limits: the :class:`Limits`. hide: paths the kernel must not see (namespaces only).
         mode: ``"namespaces"`` or ``"process"`` (see :func:`isolation`).
         env: extra environment variables for the kernel (e.g. ``COURSE_BUDGET``).
-        guard: :mod:`course_grading.guard`'s settings (``secret``, ``tests``, ``hidden``);
+        guard: :mod:`course_grading.kernel.guard`'s settings (``secret``, ``tests``, ``hidden``);
             written next to ``workdir``, read and deleted by the launcher.
     """
     guard_file = Path(workdir).parent / f".{Path(workdir).name}.guard.json"
@@ -201,7 +201,7 @@ def read_only_paths(workdir: Path) -> list[Path]:
     the Python installation (the venv and its base) and the import path's other folders, the
     data directory and the instructor's warmed cache (``COURSE_DATA``,
     ``COURSE_CACHE_SHARED``). Outermost folders only."""
-    found = [Path(LAUNCHER).parents[1], Path(sys.prefix), Path(sys.base_prefix),
+    found = [Path(LAUNCHER).parents[2], Path(sys.prefix), Path(sys.base_prefix),
              *library_paths(workdir)]
     found += [Path(os.environ[v]) for v in ("COURSE_DATA", "COURSE_CACHE_SHARED")
               if os.environ.get(v)]
@@ -213,7 +213,7 @@ def trusted_paths(workdir: Path) -> list[str]:
     """Where the code that may touch the interpreter's internals lives: the Python installation,
     the installed packages and the course's packages (everything else, cells included, is the
     student's)."""
-    repo = Path(LAUNCHER).parents[1]
+    repo = Path(LAUNCHER).parents[2]
     return sorted({str(p.resolve()) for p in (Path(sys.prefix), Path(sys.base_prefix),
                                                  repo / "course_lib", repo / "course_grading",
                                                  repo / "course_site", *library_paths(workdir))})
@@ -299,7 +299,7 @@ def main(argv: list[str]) -> int:
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(LAUNCHER).parent]
     from ipykernel.kernelapp import IPKernelApp
 
-    from course_grading.guard import install
+    from course_grading.kernel.guard import install
 
     install({**guard, "workdir": str(workdir), "read_only": [str(p) for p in read_only],
              "trusted": trusted_paths(workdir)})

@@ -3,7 +3,7 @@
 ``course grade ASSIGNMENT SUBMISSIONS --scheduler tcp://HOST:PORT`` sends the class to a running
 Dask scheduler; ``--cluster local:N`` starts a local Dask cluster of N single-threaded worker
 processes for the run. Either way a task is :func:`grade_on_worker`: the same
-:func:`course_grading.grader._worker` as local grading (the same sandbox, limits, tamper checks
+:func:`course_grading.grade.workers.worker` as local grading (the same sandbox, limits, tamper checks
 and outputs), run in a scratch folder of the worker's own, with the executed notebooks and the
 feedback pages sent back in the result. The instructor's process alone writes the gradebook and
 the files, as results stream back (:func:`results`).
@@ -21,7 +21,7 @@ is still recorded once: the parent records a result when its task returns, not b
 that keeps killing its worker is given up after Dask's ``distributed.scheduler.allowed-failures``
 + 1 attempts (4 by default), and that student gets 0 for every test, with the reason. A killed
 instructor's process is resumed by running the same command again
-(:class:`course_grading.grader.Journal`).
+(:class:`course_grading.grade.journal.Journal`).
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _allow_children() -> None:
     Dask's setting ``distributed.worker.daemon: False`` avoids it for workers started with it;
     for any other worker the task lifts the flag itself. Nothing outlives the worker either way:
     each grading process asks the kernel to kill it when its parent dies
-    (:func:`course_grading.sandbox._die_with_parent`), its kernel with it."""
+    (:func:`course_grading.kernel.sandbox._die_with_parent`), its kernel with it."""
     import multiprocessing
 
     process = multiprocessing.current_process()
@@ -96,7 +96,7 @@ def _allow_children() -> None:
 
 def land(result: dict, out: Path) -> dict:
     """In the instructor's process: write a worker's inline notebooks and pages under ``out``
-    and put their paths back in ``result`` (what :func:`course_grading.grader._record` reads)."""
+    and put their paths back in ``result`` (what :func:`course_grading.grade.record.record` reads)."""
     out.mkdir(parents=True, exist_ok=True)
     for name, nb in result["notebooks"].items():
         nb["executed"] = str(out / f"{name}.ipynb")

@@ -2,10 +2,11 @@
 
 This repository is the instructor's: ``solutions/`` holds every answer and every hidden test.
 Students get a copy without them: the lecture notebooks, the student release of every
-assignment, ``course_lib``, the part of ``course_grading`` that ``course check`` needs, the
-install files, the JupyterLab screenshots of ``docs/``, and a README, Makefile and nbgrader configuration of their own
-(``course_grading/student_edition/``). Nothing else is copied: no ``solutions/``, no gradebook,
-no tests, no class grading (``grader``, ``redteam``), no book or measurements (``course_site``).
+assignment, ``course_lib``, ``course_grading`` without ``grade/`` (``course check`` runs
+``check/`` and ``kernel/``), the install files, the JupyterLab screenshots of ``docs/``, and a
+README, Makefile and nbgrader configuration of their own (``grade/student_edition/``). Nothing
+else is copied: no ``solutions/``, no gradebook, no tests, no class grading (``grade/``), no
+book or measurements (``course_site``).
 
 ``OUT`` must be empty, or an earlier edition (it holds :data:`MARKER`); an earlier edition is
 replaced file by file, and its ``.git`` is kept, so publishing again and committing gives the
@@ -17,14 +18,13 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from . import grading
+from .. import course
 
 TEMPLATES = Path(__file__).parent / "student_edition"
 MARKER = ".course-student-edition"
-# the modules of course_grading that `course check` runs (the command, the sandboxed kernel and
-# its guard, the reading of cells); the rest of the package grades a class
-CHECK_MODULES = ["__init__.py", "cli.py", "grading.py", "guard.py", "integrity.py", "plain.py",
-                 "runner.py", "sandbox.py", "submissions.py", "tripwire.py"]
+# what of course_grading the student edition holds: everything but the folders that grade a
+# class (grade/: this module included); `course check` runs check/ and kernel/
+INSTRUCTOR_ONLY = ("grade",)
 COPIED = ["requirements.lock", "environment.yml"]
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
@@ -64,19 +64,20 @@ def student_pyproject(repo: Path) -> str:
             '\n[tool.setuptools.packages.find]\ninclude = ["course_lib*", "course_grading*"]\n')
 
 
-def publish(out: Path | str, repo: Path = grading.REPO) -> list[Path]:
+def publish(out: Path | str, repo: Path = course.REPO) -> list[Path]:
     """Write the student edition into ``out``; return the files written (relative paths)."""
     out = Path(out).resolve()
     if out == repo.resolve() or repo.resolve() in out.parents:
         raise PublishError(f"{out} is inside the course repository; publish somewhere else")
-    release = repo / grading.load_config(repo).CourseDirectory.release_directory
+    release = course.folder(repo, "release")
     if not release.is_dir():
         raise PublishError(f"no student release in {release}: run `course release` first")
     _clear(out)
     shutil.copytree(repo / "course_lib", out / "course_lib", ignore=_JUNK)
-    (out / "course_grading").mkdir()
-    for name in CHECK_MODULES:
-        shutil.copy2(repo / "course_grading" / name, out / "course_grading" / name)
+    shutil.copytree(repo / "course_grading", out / "course_grading",
+                    ignore=lambda folder, names: [*_JUNK(folder, names), *(
+                        n for n in names if Path(folder) == repo / "course_grading"
+                        and n in INSTRUCTOR_ONLY)])
     shutil.copytree(release, out / "assignments", ignore=_JUNK)
     (out / "notebooks").mkdir()
     for notebook in sorted((repo / "notebooks").glob("*.ipynb")):
@@ -87,7 +88,7 @@ def publish(out: Path | str, repo: Path = grading.REPO) -> list[Path]:
     for image in sorted((repo / "docs").glob("lab-*.png")):   # the README's screenshots
         shutil.copy2(image, out / "docs" / image.name)
     (out / "pyproject.toml").write_text(student_pyproject(repo))
-    course_id = grading.load_config(repo).CourseDirectory.course_id
+    course_id = course.load_config(repo).CourseDirectory.course_id
     (out / "nbgrader_config.py").write_text(
         (TEMPLATES / "nbgrader_config.py").read_text().replace("{course_id}", course_id))
     for name, target in (("README.md", "README.md"), ("Makefile", "Makefile"),

@@ -10,7 +10,7 @@ real class produces are unit-tested one by one:
 - :func:`check`: tampering with read-only or test cells (edited, deleted, re-typed cells,
   forged nbgrader metadata), compared with the student release, so hidden tests, which the
   release does not contain, never raise a false alarm (what the code in a cell does is
-  :mod:`course_grading.integrity`'s business);
+  :mod:`course_grading.check.reading`'s business);
 - :func:`graded_notebook`: the notebook that is run — the release's cells in the release's
   order, read-only and test cells taken from the source (hidden tests restored), the
   student's answers and extra cells where the student put them.
@@ -18,45 +18,18 @@ real class produces are unit-tested one by one:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-FLAGS = ("grade", "solution", "locked", "points", "task")
+from .cells import FLAGS, grade_id, is_answer, is_locked, nbgrader_meta
+from .findings import Finding
 
 
 class SubmissionError(ValueError):
     """A submission that cannot be graded as it is; the message says why, for the instructor."""
 
 
-@dataclass(frozen=True)
-class Finding:
-    """Something the grader noticed in a submission. ``tampering`` findings are reported
-    per student in the summary and the CSV; the others are notes."""
-    cell: str
-    what: str
-    tampering: bool
-
-    def __str__(self) -> str:
-        return f"{self.cell}: {self.what}"
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def grade_id(cell) -> str | None:
-    return nbgrader_meta(cell).get("grade_id")
-
-
-def is_locked(cell) -> bool:
-    """Read-only cells: statements, setup and tests (not the cells students answer in)."""
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("locked")) and not meta.get("solution")
-
-
-# ---------------------------------------------------------------------------- finding it
 def collect(folder: Path | str, assignment: str) -> dict[str, Path]:
     """``{student: folder holding their notebooks}`` for every submission under ``folder``.
 
@@ -159,7 +132,6 @@ def encodable(value):
     return value
 
 
-# ---------------------------------------------------------------------------- checking it
 def check(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[Finding]:
     """Everything about ``submitted`` that differs from what a student may change in ``release``."""
     findings = []
@@ -192,10 +164,9 @@ def check(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> l
                                          f"{cell.cell_type}", is_locked(original)))
         elif is_locked(original) and cell.source.rstrip() != original.source.rstrip():
             findings.append(Finding(gid, "read-only cell was edited; the original was graded", True))
-    return findings   # what the code in the cells does: course_grading.integrity
+    return findings   # what the code in the cells does: course_grading.check.reading
 
 
-# ---------------------------------------------------------------------------- the graded notebook
 def graded_notebook(submitted: nbformat.NotebookNode | None, release: nbformat.NotebookNode,
                     source: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook to run: the release's cells in order, with
@@ -254,7 +225,7 @@ def _copy(node):
 def solved(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The release as a student who wrote the reference answers would hand it in (answer cells
     from ``source``, everything else untouched): the honest submission of benchmarks and tests."""
-    answers = {grade_id(c): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
+    answers = {grade_id(c): c.source for c in source.cells if is_answer(c)}
     notebook = _copy(release)
     for cell in notebook.cells:
         if grade_id(cell) in answers:

@@ -1,0 +1,87 @@
+"""The course's nbgrader configuration and gradebook: the one place that loads either.
+
+The repository root is an nbgrader course directory (``nbgrader_config.py``):
+``solutions/<assignment>/`` holds the source notebooks with solutions and hidden tests,
+``assignments/<assignment>/`` the student release generated from them, and ``submitted/``,
+``autograded/``, ``feedback/`` and ``gradebook.db`` are local, git-ignored grading state.
+Every other module asks here for the configuration (:func:`load_config`), nbgrader's API
+(:func:`nbgrader_api`) and the gradebook (:func:`gradebook`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from course_lib.paths import REPO
+
+
+CONFIG_FILE = "nbgrader_config.py"
+
+
+class GradingError(RuntimeError):
+    """An nbgrader step failed; the message carries nbgrader's log or traceback."""
+
+
+@contextlib.contextmanager
+def in_course(course_root: Path):
+    """Run with cwd = the course root and this interpreter's bin/ first on PATH.
+
+    nbgrader resolves some paths against the working directory and shells out to
+    ``alembic`` (installed next to this interpreter) when it creates a gradebook.
+    """
+    old_cwd, old_path = os.getcwd(), os.environ.get("PATH", "")
+    os.chdir(course_root)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old_path])
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        os.environ["PATH"] = old_path
+
+
+def load_config(course_root: Path | str = REPO):
+    """The course's ``nbgrader_config.py`` with ``CourseDirectory.root`` set to ``course_root``."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_root = Path(course_root).resolve()
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(course_root)).load_config()
+    config.CourseDirectory.root = str(course_root)
+    return config
+
+
+def nbgrader_api(course_root: Path | str = REPO):
+    """An ``NbGraderAPI`` for the course directory ``course_root``."""
+    from nbgrader.apps import NbGraderAPI
+
+    return NbGraderAPI(config=load_config(course_root))
+
+
+@contextlib.contextmanager
+def gradebook(course_root: Path | str = REPO):
+    """nbgrader's gradebook of the course at ``course_root``, opened and closed around a block."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(nbgrader_api(course_root).coursedir.db_url,
+                   load_config(course_root).CourseDirectory.course_id) as book:
+        yield book
+
+
+def folder(course_root: Path | str, kind: str, assignment: str = "") -> Path:
+    """``solutions/<assignment>`` (``kind="source"``) or ``assignments/<assignment>``
+    (``kind="release"``) of the course at ``course_root``, as its configuration names them."""
+    directory = load_config(course_root).CourseDirectory
+    name = {"source": directory.source_directory, "release": directory.release_directory}[kind]
+    return Path(course_root) / name / assignment
+
+
+def check_result(result: dict, what: str) -> None:
+    if not result.get("success"):
+        raise GradingError(f"{what} failed:\n{result.get('error') or result.get('log', '')}")
+
+
+def source_assignments(course_root: Path | str = REPO) -> list[str]:
+    """Names of the assignment folders in the course's source directory (sorted)."""
+    source = Path(course_root) / load_config(course_root).CourseDirectory.source_directory
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -1,0 +1,119 @@
+"""nbgrader's round trips: the student release of every assignment, and autograding with
+nbgrader's own ``autograde`` (the tests compare ``course grade`` with it).
+
+Command line (``make release`` runs the first)::
+
+    python -m course_grading.grade.assignments release [ASSIGNMENT ...]
+    python -m course_grading.grade.assignments autograde ASSIGNMENT STUDENT
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+from ..check.cells import part_of
+from ..course import REPO, check_result, gradebook, in_course, nbgrader_api, source_assignments
+
+
+def generate(course_root: Path | str, assignment: str) -> Path:
+    """Write the student release of one assignment (``nbgrader generate_assignment --force``).
+
+    The release is a pure function of the source notebooks (solutions and hidden tests
+    removed, outputs cleared, checksums of the graded cells added), so it has the same bytes
+    on every run. Returns the release folder.
+    """
+    course_root = Path(course_root).resolve()
+    api = nbgrader_api(course_root)
+    with in_course(course_root):
+        check_result(api.generate_assignment(assignment, force=True, create=True),
+               f"generate_assignment {assignment}")
+    return course_root / api.coursedir.release_directory / assignment
+
+
+def release(assignments=None, course_root: Path | str = REPO) -> list[Path]:
+    """Regenerate ``assignments/<name>/`` from ``solutions/<name>/`` for each assignment.
+
+    Args:
+        assignments: names of assignment folders (default: every folder in ``solutions/``).
+        course_root: the course directory (default: this repository).
+
+    Returns:
+        the release folders written.
+    """
+    if isinstance(assignments, str):
+        assignments = [assignments]
+    names = list(assignments) if assignments else source_assignments(course_root)
+    return [generate(course_root, name) for name in names]
+
+
+def submit(course_root: Path | str, assignment: str, student: str, notebooks: dict) -> Path:
+    """Place a student's notebooks in ``submitted/<student>/<assignment>/`` (as ``collect`` does).
+
+    Args:
+        notebooks: ``{notebook name without .ipynb: NotebookNode}``.
+    """
+    folder = Path(course_root) / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, notebook in notebooks.items():
+        nbformat.write(notebook, folder / f"{name}.ipynb")
+    return folder
+
+
+def cell_scores(course_root: Path | str, assignment: str, student: str) -> dict[str, tuple]:
+    """``{grade_id: (score, max_score)}`` of every graded cell of a graded submission."""
+    scores = {}
+    with gradebook(course_root) as book:
+        submission = book.find_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                scores[grade.name] = (float(grade.score), float(grade.max_score))
+    return scores
+
+
+def autograde(course_root: Path | str, assignment: str, student: str) -> dict[str, float]:
+    """Autograde ``submitted/<student>/<assignment>/`` and return the points per part.
+
+    Runs ``nbgrader autograde`` through the Python API (the notebook is executed, hidden tests
+    included) and reads the gradebook. The assignment must have been generated in the same
+    course directory first (:func:`generate`), which records its cells in the gradebook.
+
+    Returns:
+        ``{part: points scored, ..., "total": sum}``.
+    """
+    course_root = Path(course_root).resolve()
+    api = nbgrader_api(course_root)
+    with in_course(course_root):
+        check_result(api.autograde(assignment, student, force=True, create=True),
+               f"autograde {assignment} for {student}")
+    return part_scores(course_root, assignment, student)
+
+
+def part_scores(course_root: Path | str, assignment: str, student: str) -> dict[str, float]:
+    """``{part: points scored, ..., "total": sum}`` of a graded submission, from the gradebook
+    (whichever grader recorded it: nbgrader's ``autograde`` or ``course grade``)."""
+    scores: dict[str, float] = {}
+    for grade_id, (score, _) in sorted(cell_scores(course_root, assignment, student).items()):
+        scores[part_of(grade_id)] = scores.get(part_of(grade_id), 0.0) + score
+    scores["total"] = sum(scores.values())
+    return scores
+
+USAGE = """usage: python -m course_grading.grade.assignments release [ASSIGNMENT ...]
+       python -m course_grading.grade.assignments autograde ASSIGNMENT STUDENT"""
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["release"]:
+        for folder in release(argv[1:] or None):
+            print(f"released {folder.relative_to(REPO)}")
+        return 0
+    if argv[:1] == ["autograde"] and len(argv) == 3:
+        for part, score in autograde(REPO, argv[1], argv[2]).items():
+            print(f"{part:28s} {score:g}")
+        return 0
+    print(USAGE, file=sys.stderr)
+    return 2
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
