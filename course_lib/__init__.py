@@ -25,9 +25,9 @@ their own beside it; nothing here imports them.
 - :mod:`course_lib.quiz`     — check-your-understanding questions with instant feedback
 - :mod:`course_lib.checks`   — test-cell helpers: ``expect_written``, ``expect_raises``
 """
-from .budget import Budget, get_budget
+from .budget import Budget, get_budget, try_it
 
-__all__ = ["Budget", "get_budget", "seed_everything", "get_device"]
+__all__ = ["Budget", "get_budget", "seed_everything", "get_device", "try_it"]
 
 
 def __getattr__(name: str):
