@@ -63,8 +63,8 @@ def gradebook(course_root: Path | str = REPO):
     """nbgrader's gradebook of the course at ``course_root``, opened and closed around a block."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(nbgrader_api(course_root).coursedir.db_url,
-                   load_config(course_root).CourseDirectory.course_id) as book:
+    api = nbgrader_api(course_root)
+    with Gradebook(api.coursedir.db_url, api.config.CourseDirectory.course_id) as book:
         yield book
 
 

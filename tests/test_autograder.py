@@ -523,13 +523,25 @@ def _printed(course, student) -> str:
 
 
 @needs_namespaces
-def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course, tmp_path):
+def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course, tmp_path,
+                                                                        monkeypatch):
     """Checks from inside graded kernels: a student's files in /tmp, /dev/shm, /var/tmp and HOME
     reach neither the next student's kernel nor the machine after the batch, and no Unix
     socket bound on the machine (the grader's forkserver, the test's own listener, the first
-    batch's kernels) accepts a connection; the same probe in an unisolated kernel does connect
-    (so the check can fail)."""
+    batch's kernels, the warm server the prober's own kernel was forked from) accepts a
+    connection; the same probe in an unisolated kernel does connect (so the check can fail)."""
+    import contextlib
     import socket
+
+    from course_grading.kernel.sandbox import warm_kernels
+
+    served = []
+
+    @contextlib.contextmanager
+    def serving(folder, memory_mb):
+        with warm_kernels(folder, memory_mb) as path:
+            served.append(path)
+            yield path
 
     from course_grading.check.run import run_notebook
 
@@ -539,12 +551,16 @@ def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course,
     inbox = tmp_path / "inbox"
     write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None)})
     run_batch(course, inbox)   # the forkserver is up from here on
-    sockets = unix_sockets()
+    warm = tmp_path / "warm"   # where the next batch's warm-kernel server will listen
+    warm.mkdir()
+    monkeypatch.setattr(batch, "warm_kernels", lambda folder, memory_mb: serving(warm, memory_mb))
+    sockets = unix_sockets() + ([str(warm / "warm.sock")] if isolation() == "namespaces" else [])
     assert str(tmp_path / "grader.sock") in sockets and any("/pymp-" in s for s in sockets), sockets
     probe = answered(course, extra=[PROBE.format(sockets=sockets, files=PLANTED)])
     write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None),
                         "b_prober": ({"tiny.ipynb": probe}, 5, set(), None)})
     report = batch.grade("tiny", inbox, course, workers=1, limits=LIMITS, progress=False)
+    assert served == [str(warm / "warm.sock")] or isolation() != "namespaces", served
     assert {o["student"]: o["total"] for o in report["outcomes"]} == {"a_planter": 5, "b_prober": 5}
     assert "planted" in _printed(course, "a_planter")
     printed = _printed(course, "b_prober")

@@ -127,11 +127,7 @@ def manual_parts(assignment: str) -> set[str]:
 
 def flagged_for_manual_grading(course: Path, assignment: str, student: str) -> set[str]:
     """grade_ids of the cells that autograding left to a person (``needs_manual_grade``)."""
-    from nbgrader.api import Gradebook
-
-    config = course_dir.load_config(course)
-    with Gradebook(course_dir.nbgrader_api(course).coursedir.db_url,
-                   config.CourseDirectory.course_id) as gradebook:
+    with course_dir.gradebook(course) as gradebook:
         submission = gradebook.find_submission(assignment, student)
         return {g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import nbformat
 import pytest
 
 from course_grading import cli
@@ -97,3 +98,44 @@ def test_limits_a_grade_could_not_survive_are_refused(flag, value, tmp_path, cap
         sandbox.Limits(memory_mb=0)
     with pytest.raises(ValueError, match="workers"):
         batch.grade("bayes", tmp_path / "inbox", tmp_path, workers=0, progress=False)
+
+
+WARM_PROBE = """import os, socket, sys
+print('preloaded', 'torch' in sys.modules, 'pid', os.getpid(), 'processes',
+      sorted(p for p in os.listdir('/proc') if p.isdigit()) == ['1'] or 'more')
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=2)
+    print('network')
+except OSError:
+    print('no network')
+print('found', [p for p in os.listdir('/tmp') if p == 'left-by-a-kernel'],
+      'writable course', os.access({course!r}, os.W_OK))
+open('/tmp/left-by-a-kernel', 'w').write('x')
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sandbox.isolation() != "namespaces", reason="no Linux namespaces here")
+def test_a_warm_kernel_is_as_isolated_as_a_cold_one(tmp_path):
+    """Checks a kernel forked from the warm server (torch already imported) is PID 1 of its own
+    PID namespace with no other process, has no network, an empty private /tmp, a read-only
+    course; that two kernels in a row see none of each other's files; and that the server and
+    its socket are gone after the batch."""
+    from course_grading.check.run import kernel_folders, run_notebook
+    from course_lib import paths
+
+    cell = WARM_PROBE.format(course=str(paths.REPO / "course_lib"))
+    printed = []
+    with sandbox.warm_kernels(tmp_path, memory_mb=4096) as warm:
+        assert warm is not None
+        for i in range(2):
+            (tmp_path / f"k{i}").mkdir()
+            run = run_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]),
+                               tmp_path / f"k{i}", mode="namespaces", warm=warm,
+                               env={"COURSE_BUDGET": "quick", **kernel_folders()})
+            printed.append("".join(o.get("text", "") for o in run.notebook.cells[0].outputs))
+    for text in printed:
+        assert "preloaded True pid 1 processes True" in text, text
+        assert "no network" in text and "found [] writable course False" in text
+    assert not (tmp_path / "warm.sock").exists()
+    assert not os.path.exists("/tmp/left-by-a-kernel")

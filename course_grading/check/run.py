@@ -200,7 +200,7 @@ def _kill_leftovers(marker: str) -> int:
 
 def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits = Limits(),
                  hide=(), mode: str = "process", env: dict | None = None,
-                 own_work: dict | None = None) -> Run:
+                 own_work: dict | None = None, warm: str | None = None) -> Run:
     """Run every code cell of ``notebook`` (a copy) in a sandbox kernel working in ``workdir``.
 
     Args:
@@ -208,6 +208,8 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
             the kernel's working folder and HOME.
         limits, hide, mode, env: see :func:`course_grading.kernel.sandbox.write_kernel_spec`.
         own_work: ``{part: course functions}`` trip-wired while that part's tests run.
+        warm: a warm server's socket (:mod:`course_grading.kernel.warm`): the kernel is forked
+            from a process that has imported its libraries (namespaces only).
     """
     nb = nbformat.from_dict(json.loads(json.dumps(notebook)))
     workdir = Path(workdir)
@@ -215,7 +217,7 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, limits: Limits 
     settings = guard_settings(nb, own_work)
     kernels = write_kernel_spec(workdir / ".jupyter", workdir, limits, hide, mode,
                                 {**(env or {}), "COURSE_SANDBOX_ID": marker.split("=")[1]},
-                                settings)
+                                settings, warm)
     spec_file = kernels / "kernels" / KERNEL_NAME / "kernel.json"
     spec = json.loads(spec_file.read_text())
     spec_file.write_text(json.dumps({**spec, "interrupt_mode": "message"}, indent=1))

@@ -29,7 +29,7 @@ from .. import course
 from ..check import assemble
 from ..check.cells import assignment_points
 from ..check.run import kernel_folders
-from ..kernel.sandbox import Limits, isolation
+from ..kernel.sandbox import Limits, isolation, warm_kernels
 from .journal import Journal
 from .record import lateness, outcome_of, record
 from .assignments import generate
@@ -125,7 +125,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
         results.sort(key=lambda r: r["student"])
         outcomes = [outcome_of(r, points) for r in results]
         report = write_report(course_root, assignment, outcomes, points, mode, workers,
-                         time.monotonic() - start, resumed=len(jobs) - len(todo))
+                              time.monotonic() - start, resumed=len(jobs) - len(todo))
         journal.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -135,14 +135,18 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
 @contextlib.contextmanager
 def finishing(jobs: list[dict], timeout: float, workers: int, scheduler: str | None,
              cluster: str | None, scratch: Path):
-    """The graded jobs' results as they finish: from ``workers`` local worker processes, or
-    from a Dask cluster when ``scheduler`` or ``cluster`` names one."""
+    """The graded jobs' results as they finish: from ``workers`` local worker processes (their
+    kernels forked from one warm server where namespaces isolate them:
+    :mod:`course_grading.kernel.warm`), or from a Dask cluster when ``scheduler`` or
+    ``cluster`` names one."""
     if scheduler or cluster:
         from . import cluster as dask
 
         with dask.client(scheduler, cluster) as connected:
             yield dask.results(jobs, timeout, connected, scratch, worker, failed)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(worker, job, timeout) for job in jobs]
+    isolated = bool(jobs) and all(job["mode"] == "namespaces" for job in jobs)
+    with warm_kernels(scratch, jobs[0]["limits"]["memory_mb"]) if isolated \
+            else contextlib.nullcontext() as warm, ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(worker, {**job, "warm": warm}, timeout) for job in jobs]
         yield (future.result() for future in as_completed(futures))

@@ -54,7 +54,7 @@ def grade_one(job: dict) -> dict:
             workdir.mkdir(parents=True)
             declared = reading.own_work(paths["source"])
             run = run_notebook(graded, workdir, Limits(**job["limits"]), job["hide"],
-                               job["mode"], job["env"], declared)
+                               job["mode"], job["env"], declared, job.get("warm"))
             executed, events = run.notebook, run.events
             result["run_seconds"] = round(run.seconds, 2)
             verdict = police(graded, declared, run.integrity, REPO, release)

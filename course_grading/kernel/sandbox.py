@@ -30,12 +30,17 @@ Autograding runs student code. :func:`write_kernel_spec` writes a kernelspec who
    see afterwards;
 4. becomes an ordinary IPython kernel.
 
+``course grade`` forks its kernels from a warm process instead (:mod:`course_grading.kernel.warm`):
+the same namespaces, entered with ``unshare(2)`` in the forked child, then the same steps 1–4
+(:func:`become_kernel`).
+
 Without namespaces (macOS, containers that forbid them) only step 2 applies: ``course grade``
 then refuses submissions it does not trust unless told ``--trust-submissions``, and its summary
 says so; a large course runs the grader inside a container that allows them (see the README).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -44,6 +49,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +59,14 @@ LAUNCHER = str(Path(__file__).resolve())   # run as a script: the kernel starts 
 PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")   # each kernel gets empty ones of its own
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
            "--kill-child", "--mount-proc"]
+
+SOCKET_VARIABLE = "COURSE_WARM_SOCKET"
+SERVER = str(Path(__file__).with_name("warm.py").resolve())
+CLIENT = str(Path(__file__).with_name("warm_client.py").resolve())
+TORCH_FLOOR_MB = 2048   # torch's imports hold some 750 MB of data memory
+# what every kernel's environment sets, and the warm server's (read at start-up and import)
+ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,8 @@ def isolation() -> str:
 
 
 def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode: str = "process",
-                      env: dict | None = None, guard: dict | None = None) -> Path:
+                      env: dict | None = None, guard: dict | None = None,
+                      warm: str | None = None) -> Path:
     """Write ``folder/kernels/course-sandbox/kernel.json``; return ``folder`` (a JUPYTER_PATH entry).
 
     Args:
@@ -111,22 +126,47 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
         env: extra environment variables for the kernel (e.g. ``COURSE_BUDGET``).
         guard: :mod:`course_grading.kernel.guard`'s settings (``secret``, ``tests``, ``hidden``);
             written next to ``workdir``, read and deleted by the launcher.
+        warm: the socket of a :mod:`course_grading.kernel.warm` server (namespaces only): the
+            kernel is forked from its process, which has imported the libraries already.
     """
     guard_file = Path(workdir).parent / f".{Path(workdir).name}.guard.json"
     guard_file.write_text(json.dumps({"secret": "", "tests": [], "hidden": [], **(guard or {})}))
     guard_file.chmod(0o600)
     config = {"workdir": str(workdir), "hide": [str(p) for p in hide], "mode": mode,
               "limits": asdict(limits), "guard_file": str(guard_file)}
-    spec = {"argv": [sys.executable, LAUNCHER, "{connection_file}"],
+    argv = [sys.executable, LAUNCHER, "{connection_file}"]
+    if warm and mode == "namespaces":
+        argv = [sys.executable, "-I", "-S", CLIENT, "{connection_file}"]
+        env = {**(env or {}), SOCKET_VARIABLE: warm}
+    spec = {"argv": argv,
             "display_name": "Python 3 (grading sandbox)", "language": "python",
-            "env": {CONFIG_VARIABLE: json.dumps(config), "OMP_NUM_THREADS": "1",
-                    "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "HOME": str(workdir),
-                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "env": {CONFIG_VARIABLE: json.dumps(config), **ENVIRONMENT, "HOME": str(workdir),
                     **(env or {})}}
     path = Path(folder) / "kernels" / KERNEL_NAME
     path.mkdir(parents=True, exist_ok=True)
     (path / "kernel.json").write_text(json.dumps(spec, indent=1))
     return Path(folder)
+
+
+@contextlib.contextmanager
+def warm_kernels(folder: Path, memory_mb: int, seconds: float = 60):
+    """A warm-kernel server (:mod:`course_grading.kernel.warm`, a process of its own) for one
+    batch, its socket in ``folder``: yields the socket's path, or None when the server did not
+    come up within ``seconds`` (the batch then starts its kernels from nothing)."""
+    path = Path(folder) / "warm.sock"
+    server = subprocess.Popen(
+        [sys.executable, SERVER, str(path), "torch" if memory_mb >= TORCH_FLOOR_MB else "-"],
+        env={**os.environ, **ENVIRONMENT}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + seconds
+        while not path.exists() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield str(path) if path.exists() and server.poll() is None else None
+    finally:
+        server.kill()
+        server.wait()
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------- inside the kernel
@@ -270,7 +310,7 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python course_grading/sandbox.py CONNECTION_FILE", file=sys.stderr)
+        print("usage: python course_grading/kernel/sandbox.py CONNECTION_FILE", file=sys.stderr)
         return 2
     config = json.loads(os.environ[CONFIG_VARIABLE])
     close_inherited()
@@ -278,6 +318,12 @@ def main(argv: list[str]) -> int:
     if config["mode"] == "namespaces" and not os.environ.get("COURSE_SANDBOX_INSIDE"):
         os.environ["COURSE_SANDBOX_INSIDE"] = "1"
         os.execvp(UNSHARE[0], UNSHARE + [sys.executable, LAUNCHER, argv[0]])
+    return become_kernel(argv[0], config)
+
+
+def become_kernel(connection_file: str, config: dict) -> int:
+    """Inside the namespaces (or, without them, in the launched process): hide, limit, guard,
+    then run the IPython kernel that ``connection_file`` describes."""
     workdir = Path(config["workdir"])
     guard_file = Path(config["guard_file"])
     guard = json.loads(guard_file.read_text())
@@ -304,7 +350,7 @@ def main(argv: list[str]) -> int:
     install({**guard, "workdir": str(workdir), "read_only": [str(p) for p in read_only],
              "trusted": trusted_paths(workdir)})
 
-    IPKernelApp.launch_instance(argv=["-f", argv[0], "--HistoryManager.hist_file=:memory:"])
+    IPKernelApp.launch_instance(argv=["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
     return 0
 
 
