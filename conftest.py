@@ -11,6 +11,10 @@
   notebook's cells share one kernel, a module's fixtures one process), as ``--dist loadfile``
   does; and a notebook that loads a model another one trains (``"course": {"reuses": [...]}``
   in its metadata, e.g. 06 reuses the MAML model of 05) runs after it in the same process.
+- **Longest first.** Files are handed out in the order of :data:`LONGEST` (the longest of a
+  fresh clone's ``make test``, longest first), then the others in collection order, so that
+  the two processes finish together (xdist's own order, by number of tests, left a process
+  idle for a minute while the other ran a long file it had started last).
 """
 from __future__ import annotations
 
@@ -23,7 +27,22 @@ import pytest
 os.environ.setdefault("COURSE_BUDGET", "quick")
 
 
+# the files that take longest in a fresh clone's `make test` (CI log of 8a60525), longest first
+LONGEST = ["tests/test_grading.py", "tests/test_redteam.py", "tests/test_cluster.py",
+           "notebooks/05_maml.ipynb", "notebooks/06_prototypical_networks.ipynb",
+           "tests/test_autograder.py", "tests/test_book.py", "tests/test_publish.py",
+           "notebooks/02_multi_task_learning.ipynb", "notebooks/07_continual_learning.ipynb",
+           "notebooks/01b_what_transfers.ipynb", "notebooks/01c_transfer_taxonomy.ipynb",
+           "notebooks/01a_transfer_learning.ipynb"]
+
+
+def _rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONGEST.index(path) if path in LONGEST else len(LONGEST)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)   # stable: the others keep their order
     executed_by_book = _executed_by_book_test(items)
     if executed_by_book:
         kept = [i for i in items if not _is_notebook(i) or i.path.stem not in executed_by_book]
@@ -68,6 +87,7 @@ def pytest_xdist_make_scheduler(config, log):
             path = nodeid.split("::", 1)[0]
             return _REUSES.get(path, path)
 
+    config.option.loadscopereorder = False   # hand out files in collection order (LONGEST)
     return ByFile(config, log)
 
 
