@@ -26,6 +26,7 @@ import nbformat
 
 from . import course
 from .check import assemble, reading
+from .check.cells import grade_id, is_answer
 from .check.run import kernel_folders, run_notebook
 from .check.score import part_status, status_table
 from .check.verdict import penalise, police
@@ -60,6 +61,11 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = cour
         print(f"cannot read {path}: {error}", file=sys.stderr)
         return 2
     release = nbformat.read(release_path, as_version=4)
+    answers = {grade_id(c) for c in release.cells if is_answer(c)}
+    if not answers & {grade_id(c) for c in student.cells if is_answer(c)}:
+        print(f"{path} is not a notebook of {assignment}: it holds none of its answer cells "
+              f"({', '.join(sorted(answers))})", file=sys.stderr)
+        return 2
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
         declared = reading.own_work(release_path)
@@ -89,7 +95,12 @@ def release(names: list[str], course_root: Path = course.REPO) -> int:
 
     release_root = course.folder(course_root, "release")
     before = _fingerprint(release_root)
-    for folder in generate_release(names or None, course_root):
+    try:
+        written = generate_release(names or None, course_root)
+    except FileNotFoundError as error:   # an unknown name, said before anything is written
+        print(f"course release: {error}", file=sys.stderr)
+        return 2
+    for folder in written:
         print(f"generated {folder.relative_to(course_root)}")
     after = _fingerprint(release_root)
     changed = sorted(n for n in after if before.get(n) != after[n])
@@ -135,9 +146,9 @@ def grade(args) -> int:
                               workers=args.workers, limits=limits, scheduler=args.scheduler,
                               cluster=args.cluster, env={"COURSE_BUDGET": args.budget},
                               trust=args.trust_submissions)
-    except (FileNotFoundError, batch.Untrusted) as error:   # an unknown assignment or
-        print(f"course grade: {error}", file=sys.stderr)        # folder, no isolation
-        return 2
+    except (FileNotFoundError, ConnectionError, batch.Untrusted) as error:   # an unknown
+        print(f"course grade: {error}", file=sys.stderr)   # assignment or folder, no scheduler
+        return 2                                           # there, no isolation
     from .grade.report import summary
 
     print(summary(report))

@@ -468,8 +468,9 @@ def test_command_line_rejects_unknown_assignment(capsys):
 
 
 def test_command_line_errors_are_messages(tmp_path, capsys):
-    """Checks that a missing notebook, an unknown assignment (to grade or to export) and a
-    missing submissions folder give a one-line message and exit status 2."""
+    """Checks that a missing notebook, an unknown assignment (to grade, export or release), a
+    missing submissions folder and another assignment's notebook given to `course check` give
+    a one-line message and exit status 2."""
     assert cli.main(["check", "transfer", str(tmp_path / "missing.ipynb")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert cli.main(["grade", "no_such_assignment", str(tmp_path)]) == 2
@@ -478,6 +479,13 @@ def test_command_line_errors_are_messages(tmp_path, capsys):
     assert "no submissions folder" in capsys.readouterr().err
     assert cli.main(["export", "no_such_assignment"]) == 2
     assert "no assignment 'no_such_assignment'" in capsys.readouterr().err
+    assert cli.main(["release", "no_such_assignment"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no assignment 'no_such_assignment'" in err
+    other = course_dir.REPO / "assignments" / "maml_protonets" / "maml_protonets.ipynb"
+    assert cli.main(["check", "bayes", str(other)]) == 2   # said before any kernel starts
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a notebook of bayes" in err
 
 
 def test_grade_command_passes_the_budget(tmp_path, monkeypatch, capsys):

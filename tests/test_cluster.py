@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -125,11 +126,21 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(course, inbox, dask
 
 
 def test_command_line_rejects_a_bad_cluster(tmp_path, capsys):
-    """checks `--cluster` must be local:N (N ≥ 1): a one-line message and exit status 2, before
-    anything is graded."""
+    """checks `--cluster` must be local:N (N ≥ 1), and `--scheduler` must name a scheduler that
+    answers: a one-line message and exit status 2, before anything is graded."""
     for bad in ("slurm:4", "local:0", "local"):
         assert cli.main(["grade", "transfer", str(tmp_path), "--cluster", bad]) == 2
         assert "local:N" in capsys.readouterr().err
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()   # a port nobody listens on
+    start = time.monotonic()
+    assert cli.main(["grade", "transfer", str(tmp_path), "--scheduler",
+                     f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no Dask scheduler answers" in err, err
+    assert time.monotonic() - start < 10
 
 
 @pytest.mark.slow

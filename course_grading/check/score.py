@@ -66,9 +66,9 @@ def part_status(executed: nbformat.NotebookNode, release: nbformat.NotebookNode)
             answer = [c for c in executed.cells if grade_id(c) == gid]
             rows[part]["answered"] = bool(answer) and not _as_released(answer[0], stub)
     for cell in executed.cells:
-        if not is_graded(cell) or is_answer(cell):
+        row = rows.get(part_of(grade_id(cell) or ""))
+        if not is_graded(cell) or is_answer(cell) or row is None:   # a cell the release lacks
             continue
-        row = rows[part_of(grade_id(cell))]
         if grade_id(cell).endswith("-hidden"):
             row["hidden"] = True
             continue

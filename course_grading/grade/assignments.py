@@ -14,7 +14,8 @@ from pathlib import Path
 import nbformat
 
 from ..check.cells import part_of
-from ..course import REPO, check_result, gradebook, in_course, nbgrader_api, source_assignments
+from ..course import (REPO, check_result, folder, gradebook, in_course, nbgrader_api,
+                      source_assignments)
 
 
 def generate(course_root: Path | str, assignment: str) -> Path:
@@ -28,7 +29,7 @@ def generate(course_root: Path | str, assignment: str) -> Path:
     api = nbgrader_api(course_root)
     with in_course(course_root):
         check_result(api.generate_assignment(assignment, force=True, create=True),
-               f"generate_assignment {assignment}")
+                     f"generate_assignment {assignment}")
     return course_root / api.coursedir.release_directory / assignment
 
 
@@ -41,10 +42,20 @@ def release(assignments=None, course_root: Path | str = REPO) -> list[Path]:
 
     Returns:
         the release folders written.
+
+    Raises:
+        FileNotFoundError: a name that is not a folder of ``solutions/`` (before anything is
+            written).
     """
     if isinstance(assignments, str):
         assignments = [assignments]
-    names = list(assignments) if assignments else source_assignments(course_root)
+    known = source_assignments(course_root)
+    names = list(assignments) if assignments else known
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise FileNotFoundError(f"no assignment {unknown[0]!r} in "
+                                f"{folder(course_root, 'source')}; the assignments are: "
+                                f"{', '.join(known)}")
     return [generate(course_root, name) for name in names]
 
 
@@ -86,7 +97,7 @@ def autograde(course_root: Path | str, assignment: str, student: str) -> dict[st
     api = nbgrader_api(course_root)
     with in_course(course_root):
         check_result(api.autograde(assignment, student, force=True, create=True),
-               f"autograde {assignment} for {student}")
+                     f"autograde {assignment} for {student}")
     return part_scores(course_root, assignment, student)
 
 
@@ -105,8 +116,13 @@ USAGE = """usage: python -m course_grading.grade.assignments release [ASSIGNMENT
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["release"]:
-        for folder in release(argv[1:] or None):
-            print(f"released {folder.relative_to(REPO)}")
+        try:
+            written = release(argv[1:] or None)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
+        for released in written:
+            print(f"released {released.relative_to(REPO)}")
         return 0
     if argv[:1] == ["autograde"] and len(argv) == 3:
         for part, score in autograde(REPO, argv[1], argv[2]).items():

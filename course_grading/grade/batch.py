@@ -67,6 +67,10 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
         trust: grade in ``"process"`` mode (no isolation) all the same; without it, a machine
             without namespaces refuses (:class:`Untrusted`) before anything is written.
 
+    Raises (before anything is written): Untrusted, FileNotFoundError (no such assignment or
+    folder), ValueError (a bad ``cluster`` or ``workers``), ConnectionError (no scheduler at
+    ``scheduler``).
+
     Returns:
         the report (also written to ``build/grading/<assignment>/report.json``).
     """
@@ -75,6 +79,9 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     if cluster is not None:
         from .cluster import local_workers
         local_workers(cluster)   # a bad "local:N" is said before anything is graded
+    if scheduler is not None:
+        from .cluster import reachable
+        reachable(scheduler)     # and a scheduler nobody runs
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers!r}")
     mode = mode or isolation()

@@ -115,6 +115,19 @@ def local_workers(cluster: str) -> int:
     return int(n)
 
 
+def reachable(scheduler: str, seconds: float = 10) -> None:
+    """Raise ConnectionError unless a ``tcp://HOST:PORT`` scheduler accepts a connection within
+    ``seconds`` (other schemes are left to Dask)."""
+    scheme, _, address = scheduler.partition("://")
+    host, _, port = address.rpartition(":")
+    if scheme != "tcp":
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as error:
+        raise ConnectionError(f"no Dask scheduler answers at {scheduler} ({error})") from None
+
+
 @contextlib.contextmanager
 def client(scheduler: str | None = None, cluster: str | None = None):
     """A Dask client: of the scheduler at ``scheduler`` (``tcp://HOST:PORT``), or of a local
