@@ -336,6 +336,16 @@ def test_controls_identical_with_and_without_attackers(graded):
         assert with_attackers[student].split(",")[3] == f"{expected:g}"
 
 
+def test_a_later_batch_keeps_the_earlier_students_rows(graded):
+    """Checks that grading the controls alone rewrites their rows and keeps every attacker's
+    row of the run before, byte for byte (grading one late folder loses nobody's grade)."""
+    before, after = rows(graded["runs"][-1][1]), rows(graded["alone"][1])
+    assert set(after) == set(before) and len(graded["attack"]) >= 20
+    assert all(after[student] == before[student] for student in graded["attack"])
+    assert graded["alone"][0]["kept"] == len(graded["attack"])
+    assert graded["runs"][-1][0]["kept"] == 0
+
+
 def test_identical_over_two_runs(graded):
     """Checks that two gradings of the same batch give byte-identical CSVs."""
     texts = [text for _, text in graded["runs"]]
