@@ -139,3 +139,20 @@ def test_a_warm_kernel_is_as_isolated_as_a_cold_one(tmp_path):
         assert "no network" in text and "found [] writable course False" in text
     assert not (tmp_path / "warm.sock").exists()
     assert not os.path.exists("/tmp/left-by-a-kernel")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sandbox.isolation() != "namespaces", reason="no Linux namespaces here")
+def test_a_warm_kernel_whose_server_is_gone_starts_cold(tmp_path):
+    """Checks that a kernel asked of a warm server that is not there (it died mid-batch) still
+    runs the notebook, isolated, started from nothing (torch not preloaded)."""
+    from course_grading.check.run import kernel_folders, run_notebook
+    from course_lib import paths
+
+    cell = WARM_PROBE.format(course=str(paths.REPO / "course_lib"))
+    (tmp_path / "k").mkdir()
+    run = run_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]),
+                       tmp_path / "k", mode="namespaces", warm=str(tmp_path / "gone.sock"),
+                       env={"COURSE_BUDGET": "quick", **kernel_folders()})
+    text = "".join(o.get("text", "") for o in run.notebook.cells[0].outputs)
+    assert "preloaded False pid 1 processes True" in text and "no network" in text, text
