@@ -5,7 +5,7 @@ grading system (:mod:`course_grading`) and the course site (:mod:`course_site`) 
 their own beside it; nothing here imports them.
 
 - :mod:`course_lib.budget`   — the quick / default / full experiment sizes
-- :mod:`course_lib.seeding`  — ``seed_everything`` and the compute device
+- :mod:`course_lib.seeding`  — ``seed_everything``, the seeds ``COURSE_SEED`` moves, the compute device
 - :mod:`course_lib.paths`    — where the repository, data, cache and build are
 - :mod:`course_lib.data`     — Omniglot, MNIST, Fashion-MNIST, digits from ``COURSE_DATA``
 - :mod:`course_lib.episodes` — N-way K-shot episodes (𝒟ᵗʳ support, 𝒟ᵗˢ query)
@@ -27,13 +27,15 @@ their own beside it; nothing here imports them.
 """
 from .budget import Budget, get_budget, try_it
 
-__all__ = ["Budget", "get_budget", "seed_everything", "get_device", "try_it"]
+_SEEDING = ("seed_everything", "generator", "rng", "course_seed", "get_device")
+__all__ = ["Budget", "get_budget", *_SEEDING, "try_it"]
 
 
 def __getattr__(name: str):
-    """``seed_everything`` and ``get_device`` import torch on first use, so the grading system,
-    which uses :mod:`course_lib.paths`, starts without torch."""
-    if name in ("seed_everything", "get_device"):
+    """The helpers of :mod:`course_lib.seeding` (``seed_everything``, ``generator``, ``rng``,
+    ``course_seed``, ``get_device``) import torch on first use, so the grading system, which
+    uses :mod:`course_lib.paths`, starts without torch."""
+    if name in _SEEDING:
         from . import seeding
 
         return getattr(seeding, name)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import seeding
 from .data import ImageSet
 from .episodes import EpisodeSampler
 from .models import ConvNet
@@ -81,7 +82,8 @@ def support_order(support_y: torch.Tensor) -> torch.Tensor:
 def to_sequence(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
                 query_y: torch.Tensor | None = None, ways: int | None = None,
                 generator: torch.Generator | None = None) -> EpisodeSequence:
-    """The sequence format of an N-way K-shot episode (a pure function of its arguments).
+    """The sequence format of an N-way K-shot episode (a pure function of its arguments and
+    ``COURSE_SEED``).
 
     Args:
         support_x: 𝒟ᵗʳ inputs, shape (N·K, *input_shape), in any order.
@@ -90,7 +92,8 @@ def to_sequence(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch
         query_y: query labels yᵗˢ, shape (Q,) (optional: the learner at test time has none).
         ways: width of the one-hot label input (default: N, the number of labels); a wider one
             lets a network built for N classes read an episode with fewer.
-        generator: draws the query shuffle (default: a generator seeded with 0).
+        generator: draws the query shuffle (default: ``seeding.generator(0)``, seed 0 moved by
+            ``COURSE_SEED``).
 
     The support comes first in a fixed order so that a reader sees every class before any
     query; the queries are shuffled so that their position says nothing about their label.
@@ -107,7 +110,7 @@ def to_sequence(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch
     ways = ways or int(support_y.max()) + 1
     if ways <= int(support_y.max()):
         raise ValueError(f"ways = {ways} is too small for labels up to {int(support_y.max())}")
-    generator = generator or torch.Generator().manual_seed(0)
+    generator = generator or seeding.generator(0)
     order = torch.randperm(len(query_x), generator=generator)
     x = torch.cat([support_x[s], query_x[order]])  # (N·K + Q, *input_shape)
     labels = torch.cat([F.one_hot(support_y[s], ways).float(),
@@ -355,7 +358,7 @@ def meta_train(model: BlackBox, sampler, steps: int, beta: float = 1e-3, meta_ba
     Returns:
         a :class:`MetaHistory`. Used by ``notebooks/04_black_box_meta_learning.ipynb``.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
 
     def step_loss():
         model.train()
@@ -390,7 +393,7 @@ def learner(model: BlackBox, ways: int, seed: int = 0):
     in the order of ``query_x``. Nothing is trained at meta-test time: adapting to 𝒟ᵗʳ is one
     forward pass.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
 
     @torch.no_grad()
     def predict(support_x, support_y, query_x):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import seeding
 from .data import ImageSet
 
 
@@ -53,7 +54,7 @@ def split_classes(classes: int, sizes: list[int], seed: int = 0) -> list[torch.T
     """
     if sum(sizes) > classes:
         raise ValueError(f"cannot take {sum(sizes)} classes out of {classes}")
-    perm = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(classes, generator=seeding.generator(seed))
     return list(perm[: sum(sizes)].split(sizes))
 
 
@@ -70,7 +71,8 @@ class EpisodeSampler:
         ways: N, classes per episode (required; keyword, or third positional argument).
         shots: K, support examples per class (required; keyword, or fourth positional argument).
         queries: query examples per class.
-        seed: seeds the sampler's own generator, so the k-th episode is the same on every run.
+        seed: seeds the sampler's own generator (:func:`~course_lib.seeding.generator`, so it
+            moves with ``COURSE_SEED``): the k-th episode is the same on every run.
         device: where the episodes' tensors go (e.g. ``"cuda"``); sampling itself stays on
             the CPU, so the stream of episodes is the same on every device.
 
@@ -101,7 +103,7 @@ class EpisodeSampler:
         if shots + queries > fewest:
             raise ValueError(f"shots + queries = {shots + queries} exceeds the {fewest} examples "
                              "of the smallest class")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeding.generator(seed)
         self.device = device
 
     def sample(self) -> Episode:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import seeding
 from .budget import Budget
 from .data import ImageSet
 from .episodes import Episode, EpisodeSampler
@@ -44,12 +45,15 @@ def pretrain(source: ImageSet, budget: Budget, seed: int = 0, steps: int | None 
         tag: a name for the cache entry when ``labels`` or the images are non-standard.
 
     The weights are cached (:func:`course_lib.training.cached`) keyed by source, budget and
-    seed, so the second notebook that needs θ loads it instead of training it again.
+    effective seed (:func:`course_lib.seeding.seed`, which moves with ``COURSE_SEED``), so the
+    second notebook that needs θ loads it instead of training it again.
     """
     steps = steps or budget.pretrain_steps
     y = source.y if labels is None else labels
     outputs = int(y.max()) + 1
-    key = f"{source.name}{tag}_n{len(y)}_c{outputs}_w{budget.width}_s{steps}_seed{seed}"
+    # the effective seed names the entry: θ of another COURSE_SEED is another model
+    key = (f"{source.name}{tag}_n{len(y)}_c{outputs}_w{budget.width}_s{steps}"
+           f"_seed{seeding.seed(seed)}")
     seed_everything(seed)
     model = ConvNet(outputs, width=budget.width)
     cached(model, key, lambda: fit(model, source.x, y, steps, lr=1e-3, batch_size=64, seed=seed,

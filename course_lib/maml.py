@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
+from . import seeding
 from .episodes import EpisodeSampler
 from .models import ConvNet
 from .seeding import seed_everything
@@ -329,8 +330,9 @@ def omniglot(images, budget, steps: int | None = None, val_sampler=None, val_eve
     model = ConvNet(setting["ways"], width=budget.width, batch_stats=True).to(device)
     sampler = EpisodeSampler(images, ways=setting["ways"], shots=setting["shots"],
                              queries=setting["queries"], seed=setting["seed"], device=device)
+    named = {**setting, "seed": seeding.seed(setting["seed"])}  # another COURSE_SEED: another θ
     key = f"maml_{images.name}_n{len(images)}_w{budget.width}_steps{steps}_" + "_".join(
-        f"{k}{v}" for k, v in setting.items())
+        f"{k}{v}" for k, v in named.items())
 
     def train():
         return meta_train(model, sampler, steps, setting["alpha"], setting["beta"],

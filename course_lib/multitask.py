@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import seeding
 from .data import ImageSet
 from .gradients import flat_grad, set_flat_grad
 
@@ -88,7 +89,7 @@ def split_tasks(digits: tuple[ImageSet, ImageSet], fashion: tuple[ImageSet, Imag
         per_class: training images per class (little data per task when small).
         test_per_class: test images per class.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     tasks = []
     for (train, test), source in [(digits, "digits"), (fashion, "clothes")]:
         for classes in (range(0, 5), range(5, 10)):
@@ -108,7 +109,7 @@ def relabelled_tasks(digits: tuple[ImageSet, ImageSet], tasks: int, per_class: i
     different heads. Each task has its own ``per_class`` training images per digit.
     """
     train, test = digits
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     out = []
     for i in range(tasks):
         pi = torch.randperm(10, generator=g)  # task i's label code π_i
@@ -127,7 +128,7 @@ def ink_task(digits: tuple[ImageSet, ImageSet], size: int, test_size: int = 1000
     weights wᵢ matter.
     """
     train, test = digits
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     i, j = torch.randperm(len(train), generator=g)[:size], torch.randperm(len(test), generator=g)[:test_size]
     x, x_test = train.x[i].flatten(1), test.x[j].flatten(1)
     return Task("ink", x, x.sum(1, keepdim=True), x_test, x_test.sum(1, keepdim=True), 1,
@@ -557,7 +558,7 @@ def train_multitask(model: MultiTaskMLP, tasks: list[Task], steps: int,
         seed: seeds the batches (and PCGrad's order).
     """
     theta = list(model.parameters())
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     method = weighting_method(weighting, model, len(tasks), g, weight_lr)
     optimizer = torch.optim.Adam(theta, lr=lr)
     history = MultiTaskHistory()
@@ -598,7 +599,7 @@ def run(tasks: list[Task], hidden: int, steps: int, shared=(True, True, False),
 
     ``train_kw`` go to :func:`train_multitask` (``weighting``, ``tie``, ``eval_every``, …).
     """
-    torch.manual_seed(seed)
+    torch.manual_seed(seeding.seed(seed))
     model = MultiTaskMLP(tasks[0].train_x.shape[1], hidden, [t.outputs for t in tasks],
                          shared, condition)
     train_kw.setdefault("progress", False)

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from . import seeding
 from .episodes import Episode
 
 
@@ -30,7 +31,7 @@ class SinusoidSampler:
             raise ValueError(f"need shots ≥ 1 and queries ≥ 0, got shots={shots}, queries={queries}")
         self.shots, self.queries = shots, queries
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeding.generator(seed)
 
     def _uniform(self, low_high, *shape) -> torch.Tensor:
         low, high = low_high

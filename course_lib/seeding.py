@@ -1,4 +1,10 @@
-"""Reproducibility, CPU threads and the compute device."""
+"""Reproducibility, CPU threads and the compute device.
+
+Every seed the course uses (splits, initialisations, episodes, environments) goes through
+:func:`seed` once: the effective seed is ``n + 10_000 · COURSE_SEED``. ``COURSE_SEED`` is 0 by
+default, which changes nothing; ``COURSE_SEED=1 make course`` reruns every notebook with other
+seeds, so a sentence about a method can be checked on seeds its author never saw.
+"""
 from __future__ import annotations
 
 import os
@@ -7,13 +13,46 @@ import random
 import numpy as np
 import torch
 
+SEED_VARIABLE = "COURSE_SEED"
+STRIDE = 10_000  # seeds of one course seed: n + STRIDE · COURSE_SEED
+
+
+def course_seed() -> int:
+    """The course seed ``COURSE_SEED`` (default 0), a non-negative integer; anything else is a
+    ValueError that names the variable and the value."""
+    value = os.environ.get(SEED_VARIABLE, "").strip() or "0"
+    if not value.isdecimal():
+        raise ValueError(f"{SEED_VARIABLE} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def seed(n: int) -> int:
+    """The effective seed of the int seed ``n``: ``n + 10_000 · COURSE_SEED`` (``n`` itself when
+    ``COURSE_SEED`` is 0). Apply it once, to the seed a notebook or function names."""
+    return n + STRIDE * course_seed()
+
+
+_effective_seed = seed  # the same, for the functions below whose argument is named ``seed``
+
+
+def generator(n: int) -> torch.Generator:
+    """A ``torch.Generator`` seeded with the effective seed :func:`seed` of ``n``."""
+    return torch.Generator().manual_seed(seed(n))
+
+
+def rng(n: int) -> np.random.Generator:
+    """A NumPy ``Generator`` (``np.random.default_rng``) seeded with the effective seed of ``n``."""
+    return np.random.default_rng(seed(n))
+
 
 def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch; return a ``torch.Generator`` seeded the same way.
+    """Seed Python, NumPy and PyTorch with the effective seed of ``seed`` (see :func:`seed`);
+    return a ``torch.Generator`` seeded the same way.
 
     Every notebook calls this in its first code cell so that its figures are identical on
-    every run (on the same machine and library versions).
+    every run (on the same machine and library versions) and move with ``COURSE_SEED``.
     """
+    seed = _effective_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -22,7 +61,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 def as_generator(generator) -> torch.Generator:
-    """A ``torch.Generator`` as it is, or a new one seeded with the int ``generator``.
+    """A ``torch.Generator`` as it is, or :func:`generator` of the int ``generator`` (seeded with
+    its effective seed, which moves with ``COURSE_SEED``).
 
     For samplers that accept either (``generator=0`` or ``generator=torch.Generator()``); any
     other value is a ValueError that names what was expected.
@@ -30,7 +70,7 @@ def as_generator(generator) -> torch.Generator:
     if isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
+        return torch.Generator().manual_seed(_effective_seed(generator))
     raise ValueError(f"generator should be a torch.Generator or an int seed, got {generator!r}")
 
 

@@ -10,9 +10,14 @@
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import marshal
 import math
 import os
 import time
+import types
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .paths import cache_dir, cache_file
+from .seeding import generator
 
 
 @dataclass
@@ -54,13 +60,14 @@ def cached(model: nn.Module, key: str, train, retrain: bool = False) -> History:
     The course's one model cache: the weights and the history (with the seconds training took
     when it ran) are stored under ``<cache>/models/<key>.pt`` (see :func:`course_lib.paths.
     cache_dir`); ``key`` must name everything that changes the result (data, budget,
-    hyperparameters, seed). ``retrain=True`` trains and overwrites the entry. A later notebook
+    hyperparameters, seed), and :func:`fingerprint` adds the code: a change to the training
+    functions or the model's classes trains again. ``retrain=True`` trains and overwrites the entry. A later notebook
     loads what an earlier one trained (θ pre-trained in 01a, the MAML model of 05 in 06).
     The file is written to a temporary name and renamed, so a reader never sees half of it;
     and while one process trains an entry, another that asks for it waits for it (a lock file
     beside it) instead of training it a second time — notebooks run in parallel share models.
     """
-    name = f"models/{key.replace('/', '-')}.pt"
+    name = f"models/{key.replace('/', '-')}_code{fingerprint(train, model)}.pt"
     path = cache_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_name(f"{path.name}.lock")):
@@ -77,6 +84,66 @@ def cached(model: nn.Module, key: str, train, retrain: bool = False) -> History:
                     "kind": type(history).__name__}, partial)
         os.replace(partial, path)
         return history
+
+
+def fingerprint(train, model: nn.Module | None = None) -> str:
+    """12 hex digits that change with the code behind a cached model: the source of ``train``
+    and of every ``course_lib`` function or class it reaches through its names (``fit`` and
+    what ``fit`` calls, a module's functions named as ``maml.meta_train`` …), of the classes of
+    ``model``'s modules, and torch's version. The arguments are the cache key's job."""
+    sources: dict[str, str] = {"torch": torch.__version__}
+    todo = [train, *(type(m) for m in (model.modules() if model is not None else ()))]
+    while todo:
+        obj = inspect.unwrap(todo.pop())
+        if isinstance(obj, functools.partial):
+            todo.append(obj.func)
+            continue
+        name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        if name in sources or not _ours(obj):
+            continue
+        try:
+            sources[name] = inspect.getsource(obj)
+        except (OSError, TypeError):   # no source file (exec, a prompt): its code object
+            code = getattr(obj, "__code__", None)
+            sources[name] = marshal.dumps(code).hex() if code else name
+        todo += _reached(obj)
+    text = "\n".join(f"{k}\n{v}" for k, v in sorted(sources.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _ours(obj) -> bool:
+    """A function or class of the course's library (or of a notebook's own cells)."""
+    module = getattr(obj, "__module__", "") or ""
+    return (isinstance(obj, (types.FunctionType, type))
+            and (module.split(".")[0] == "course_lib" or module == "__main__"))
+
+
+def _reached(obj) -> list:
+    """The functions and classes ``obj``'s code names: its globals (and attributes of the
+    course_lib modules among them), its closure, and a class's methods and bases."""
+    if isinstance(obj, type):
+        members = [getattr(v, "__func__", getattr(v, "fget", v)) for v in vars(obj).values()]
+        return [*obj.__bases__, *members]
+    codes, names = [obj.__code__], set()
+    while codes:
+        code = codes.pop()
+        names |= set(code.co_names)
+        codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    found = [obj.__globals__[n] for n in names if n in obj.__globals__]
+    found += [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
+    found += [getattr(m, n) for m in found if isinstance(m, types.ModuleType)
+              and m.__name__.split(".")[0] == "course_lib" for n in names if hasattr(m, n)]
+    for default in obj.__defaults__ or ():
+        found.append(default)
+    return found
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 @contextmanager
@@ -167,7 +234,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: floa
     """
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     history = History()
     batch_size = min(batch_size, len(x))
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
@@ -201,19 +268,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (predict(model, x).argmax(1) == y).float().mean().item()
 
 
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (1.96 · std / √n).
+class Estimate(tuple):
+    """``(mean, ci)`` as :func:`mean_ci` gives it, which also keeps the numbers behind it in
+    ``samples``: two estimates over the same tasks or episodes are paired samples, compared
+    by :meth:`course_lib.results.Claims.beats` (unpacking ``m, ci = estimate`` still works)."""
+
+    samples: list[float]
+
+    def __new__(cls, mean: float, ci: float, samples):
+        estimate = super().__new__(cls, (mean, ci))
+        estimate.samples = [float(x) for x in samples]
+        return estimate
+
+    def __reduce__(self):
+        return Estimate, (self[0], self[1], self.samples)
+
+
+def mean_ci(values) -> Estimate:
+    """Mean and the half-width of its 95% confidence interval (1.96 · std / √n), as an
+    :class:`Estimate` that keeps the values.
 
     ``values``: a tensor (any shape, flattened) or an iterable of numbers."""
     v = (values.detach().flatten().double() if isinstance(values, torch.Tensor)
          else torch.as_tensor(list(values), dtype=torch.float64))
     if len(v) < 2:
-        return v.mean().item(), float("nan")
-    return v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v))
+        return Estimate(v.mean().item(), float("nan"), v.tolist())
+    return Estimate(v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v)), v.tolist())
 
 
 def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
-                      desc: str = "episodes") -> tuple[float, float]:
+                      desc: str = "episodes") -> Estimate:
     """Mean ± 95% CI of a learner's query accuracy over ``episodes`` episodes of ``sampler``.
 
     Args:

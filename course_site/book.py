@@ -231,6 +231,17 @@ def fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else json.dumps(value)
 
 
+def holds(claim) -> bool:
+    """A claim's verdict in results.json (a row with ``holds``, or a bare bool of old builds)."""
+    return bool(claim["holds"] if isinstance(claim, dict) else claim)
+
+
+def by_margin(claim) -> tuple:
+    """Sort key: false claims first, then the smallest margin; claims without one last."""
+    margin = claim.get("margin") if isinstance(claim, dict) else None
+    return (holds(claim), margin is None, margin or 0.0)
+
+
 def results_page(results: dict) -> str:
     """The results page (MyST markdown): one row per notebook, then each notebook's figures
     beside the papers' values, then the benchmarks."""
@@ -248,7 +259,8 @@ def results_page(results: dict) -> str:
             lines.append(f"| {{doc}}`{name} <notebooks/{name}>` | {status} | — | — | — | — |")
         else:
             claims = record.get("claims", {})
-            held = f"{sum(claims.values())} of {len(claims)}" if claims else "—"
+            held = (f"{sum(holds(c) for c in claims.values())} of {len(claims)}"
+                    if claims else "—")
             lines.append(f"| {{doc}}`{name} <notebooks/{name}>` | executed | {record['budget']} | "
                          f"{record['seconds']:.0f} | {len(record['figures'])} | {held} |")
     for name, record in results["notebooks"].items():
@@ -261,8 +273,13 @@ def results_page(results: dict) -> str:
             lines.append(f"| `{key}` | {fmt(value)} | {record['budget']} | "
                          f"{record['seconds']:.0f} | {fmt(paper)} | {source} |")
         if record.get("claims"):
-            lines += ["", "| claim of the text | holds |", "|---|---|"]
-            lines += [f"| {claim} | {'✓' if ok else '✗'} |" for claim, ok in record["claims"].items()]
+            lines += ["", "| claim of the text (smallest margin first) | holds | value | "
+                      "threshold | margin |", "|---|---|---|---|---|"]
+            for claim, row in sorted(record["claims"].items(), key=lambda c: by_margin(c[1])):
+                row = row if isinstance(row, dict) else {"holds": row}
+                lines.append(f"| {claim.replace('|', '∣')} | {'✓' if row['holds'] else '✗'} | "
+                             f"{fmt(row.get('value'))} | {fmt(row.get('threshold'))} | "
+                             f"{fmt(row.get('margin'))} |")
     lines += ["", "## Benchmarks", ""]
     if results.get("benchmarks"):
         lines += ["| benchmark | value |", "|---|---|"]

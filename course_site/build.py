@@ -6,8 +6,9 @@ at the budget ``COURSE_BUDGET`` names (default: ``default``) and writes
 - ``build/notebooks/<name>.ipynb`` — the executed notebook,
 - ``build/html/<name>.html`` — the same as a web page,
 - ``build/figures/`` — the figures and each notebook's headline numbers,
-- ``build/results.json`` — ``{"notebooks": {name: {"budget", "seconds", "figures", "claims"}},
-  "benchmarks": {...}, "skipped": {...}, "failed": {...}}``.
+- ``build/results.json`` — ``{"budget", "seed", "notebooks": {name: {"budget", "seconds",
+  "figures", "claims"}}, "benchmarks": {...}, "skipped": {...}, "failed": {...}}``; ``seed`` is
+  the ``COURSE_SEED`` every notebook's seeds were moved by (0 unless set).
 - ``build/book/index.html`` — the course book, rendered from all of the above by
   :mod:`course_site.book`.
 
@@ -31,6 +32,7 @@ from course_grading.check.run import HeadlessClient
 from course_lib import data
 from course_lib.budget import get_budget
 from course_lib.paths import NOTEBOOKS, build_dir, lecture_notebooks
+from course_lib.seeding import course_seed
 
 from . import book, record
 
@@ -106,7 +108,8 @@ def main(folder: Path = NOTEBOOKS) -> int:
     out = build_dir()
     out.mkdir(parents=True, exist_ok=True)
     budget = get_budget()
-    results = {"budget": budget.name, "notebooks": {}, "skipped": {}, "failed": {}}
+    results = {"budget": budget.name, "seed": course_seed(), "notebooks": {}, "skipped": {},
+               "failed": {}}
     runnable = []
     for path in lecture_notebooks(folder):
         missing = data.missing_for(path)
@@ -168,7 +171,8 @@ def _run(path: Path, out: Path, budget, threads: int) -> dict:
 
 
 def summary(results: dict, out: Path) -> None:
-    print(f"\nwrote {out / record.NAME}: {len(results['notebooks'])} notebooks executed")
+    print(f"\nwrote {out / record.NAME}: {len(results['notebooks'])} notebooks executed "
+          f"(COURSE_SEED={results.get('seed', 0)})")
     if results["notebooks"]:
         total = sum(r["seconds"] for r in results["notebooks"].values())
         print(f"notebooks: {results.get('wall_seconds', total):.0f} s wall time with "

@@ -31,7 +31,12 @@ SCREENSHOTS = build_dir() / "book-screenshots"  # the real build/, not the test'
 RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.41},
            "notebooks": {"05_maml": {"budget": "quick", "seconds": 61.0, "figures": {
                "maml_omniglot_5w1s_acc": 0.9012, "maml_train_steps": 100.0},
-               "claims": {"MAML beats the linear probe": True, "α = 0.4 is for the long run": False}}},
+               "claims": {"MAML beats the linear probe": {"holds": True, "value": 0.12,
+                                                          "threshold": 0.0, "margin": 0.031},
+                          "MAML is near its paper": {"holds": True, "value": 0.90,
+                                                     "threshold": 0.85, "margin": 0.25},
+                          "α = 0.4 is for the long run": {"holds": False, "value": 0.2,
+                                                          "threshold": 0.3, "margin": -0.1}}}},
            "skipped": {"06_prototypical_networks": ["Omniglot is missing: set COURSE_DATA"]},
            "failed": {"04_black_box_meta_learning": "RuntimeError: boom"}}
 
@@ -39,8 +44,9 @@ RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.4
 # ---------------------------------------------------------------------------- pages, fast
 def test_results_page_puts_paper_values_beside_figures():
     """checks a figure with a paper value gets it and its source, one without gets "—", every
-    notebook has a status row (with how many of its claims hold), its claims are listed, and
-    the benchmarks are listed."""
+    notebook has a status row (with how many of its claims hold), its claims are a table of
+    value, threshold and margin, false first and then smallest margin first, and the benchmarks
+    are listed."""
     page = book.results_page(RESULTS)
     assert "| `maml_omniglot_5w1s_acc` | 0.9012 | quick | 61 | 0.987 | MAML, Finn" in page
     assert "| `maml_train_steps` | 100 | quick | 61 | — | — |" in page
@@ -48,8 +54,11 @@ def test_results_page_puts_paper_values_beside_figures():
     assert "06_prototypical_networks <notebooks/06_prototypical_networks>` | skipped" in page
     assert "04_black_box_meta_learning <notebooks/04_black_box_meta_learning>` | failed" in page
     assert "| `omniglot_cached_load_seconds` | 0.41 |" in page
-    assert "| executed | quick | 61 | 2 | 1 of 2 |" in page
-    assert "| MAML beats the linear probe | ✓ |" in page and "| α = 0.4 is for the long run | ✗ |" in page
+    assert "| executed | quick | 61 | 2 | 2 of 3 |" in page
+    rows = [line for line in page.splitlines() if line.startswith(("| MAML ", "| α"))]
+    assert rows == ["| α = 0.4 is for the long run | ✗ | 0.2 | 0.3 | -0.1 |",   # false first,
+                    "| MAML beats the linear probe | ✓ | 0.12 | 0 | 0.031 |",  # then by margin
+                    "| MAML is near its paper | ✓ | 0.9 | 0.85 | 0.25 |"]
 
 
 def test_paper_values_name_real_figures():

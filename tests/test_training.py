@@ -1,4 +1,5 @@
 """Training and evaluation loops: fit, accuracy, mean ± 95% CI, episode evaluation, frozen BN."""
+import functools
 import math
 import time
 
@@ -10,8 +11,8 @@ from course_lib.data import ImageSet
 from course_lib.episodes import EpisodeSampler
 from course_lib.finetuning import set_trainable
 from course_lib.models import MLP, ConvNet
-from course_lib.training import (MetaHistory, accuracy, cached, evaluate_episodes, fit, mean_ci,
-                                 meta_fit, predict)
+from course_lib.training import (MetaHistory, accuracy, cached, evaluate_episodes, fingerprint,
+                                 fit, mean_ci, meta_fit, predict)
 
 
 def blobs(n: int = 200, seed: int = 0):
@@ -256,8 +257,11 @@ def test_meta_fit_records_every_step_and_validates_on_schedule():
 
 def test_cached_trains_once_then_loads(tmp_data):
     """checks that cached() trains on a miss, loads weights and history on a hit, and retrains."""
+    calls = []
+
     def train_fn(model):
         def train():
+            calls.append(model)
             with torch.no_grad():
                 model.weight.add_(1.0)
             return MetaHistory(loss=[1.0, 0.5], seconds=2.5)
@@ -266,14 +270,43 @@ def test_cached_trains_once_then_loads(tmp_data):
     first = nn.Linear(2, 1)
     history = cached(first, "unit", train_fn(first))
     second = nn.Linear(2, 1)
-    loaded = cached(second, "unit", lambda: pytest.fail("a cache hit must not train"))
+    loaded = cached(second, "unit", train_fn(second))
+    assert calls == [first], "a cache hit must not train"
     assert torch.equal(second.weight, first.weight)
     assert loaded.loss == history.loss and loaded.seconds == 2.5
     third = nn.Linear(2, 1)
     cached(third, "unit", train_fn(third), retrain=True)
     fourth = nn.Linear(2, 1)
-    cached(fourth, "unit", lambda: pytest.fail("a cache hit must not train"))
-    assert torch.equal(fourth.weight, third.weight)
+    cached(fourth, "unit", train_fn(fourth))
+    assert calls == [first, third] and torch.equal(fourth.weight, third.weight)
+
+
+def test_cached_trains_again_when_the_training_code_changes(tmp_data):
+    """checks that the cache key carries the code: the same key trained by a function whose
+    source differs (or that calls a course function whose source differs) trains again, and
+    the same code loads."""
+    def module(helper_body: str) -> dict:
+        namespace = {"__name__": "course_lib._fingerprint_test", "MetaHistory": MetaHistory}
+        exec(f"def helper(model):\n    {helper_body}\n\n"
+             "def train(model):\n    helper(model)\n    return MetaHistory(loss=[0.0])\n",
+             namespace)
+        return namespace
+
+    one, same, other = (module("model.weight.data.add_(1.0)"),
+                        module("model.weight.data.add_(1.0)"),
+                        module("model.weight.data.add_(2.0)"))
+    assert fingerprint(one["train"]) == fingerprint(same["train"])
+    assert fingerprint(one["train"]) != fingerprint(other["train"])
+    assert fingerprint(one["train"], ConvNet(5)) != fingerprint(one["train"], nn.Linear(2, 1))
+    first, second, third = nn.Linear(2, 1), nn.Linear(2, 1), nn.Linear(2, 1)
+    for model, start in ((first, 0.0), (second, 0.0), (third, 5.0)):
+        nn.init.constant_(model.weight, start)
+    cached(first, "code", functools.partial(one["train"], first))
+    cached(second, "code", functools.partial(other["train"], second))
+    assert torch.all(second.weight == 2.0), "another helper's code must train again"
+    cached(third, "code", functools.partial(same["train"], third))
+    assert torch.all(third.weight == 1.0), "the first code's entry must load (5 + 1: trained)"
+    assert len(list((tmp_data / "cache" / "models").glob("code_*.pt"))) == 2
 
 
 def test_cached_waits_for_another_process_training_the_same_entry(tmp_data):
@@ -286,22 +319,27 @@ def test_cached_waits_for_another_process_training_the_same_entry(tmp_data):
     trainer = context.Process(target=_train_slowly, args=(started,))
     trainer.start()
     assert started.wait(30)
-    history = cached(model, "shared", lambda: pytest.fail("the other process is training it"))
+    history = cached(model, "shared", _slow_training(model, None))
     trainer.join(30)
     assert trainer.exitcode == 0
     assert history.loss == [0.25] and torch.all(model.weight == 7.0)
 
 
-def _train_slowly(started):
-    """In a child process: train the entry "shared" for a second (weights set to 7)."""
-    model = nn.Linear(2, 1)
-
+def _slow_training(model, started):
+    """Training that takes a second (weights set to 7); with ``started`` None it must not run
+    (the other process is training the entry)."""
     def train():
+        if started is None:
+            raise AssertionError("the other process is training it")
         started.set()
         time.sleep(1.0)
         with torch.no_grad():
             model.weight.fill_(7.0)
         return MetaHistory(loss=[0.25])
+    return train
 
-    cached(model, "shared", train)
 
+def _train_slowly(started):
+    """In a child process: train the entry "shared"."""
+    model = nn.Linear(2, 1)
+    cached(model, "shared", _slow_training(model, started))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import seeding
 from .methods import Naive
 from .metrics import average_accuracy, backward_transfer, forward_transfer, gradient_cosine
 from .streams import Stream
@@ -114,9 +115,9 @@ def train_sequentially(method: Naive, stream: Stream, steps: int, batch_size: in
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     if len(stream) < 1:
         raise ValueError("the stream has no task")
-    torch.manual_seed(seed)
+    torch.manual_seed(seeding.seed(seed))
     model = method.make_model(stream)
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     T, start = len(stream), time.perf_counter()
     result = ContinualResult(method.name, torch.zeros(T, T), evaluate(method, model, stream,
                                                                       eval_split))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import seeding
+
 
 class ReservoirBuffer:
     """A replay memory ℳ of fixed ``capacity`` filled by reservoir sampling (Vitter's algorithm R).
@@ -29,7 +31,7 @@ class ReservoirBuffer:
             raise ValueError(f"capacity must be ≥ 1, got {capacity}")
         self.capacity = capacity
         self.seen = 0  # n: items offered so far
-        self.g = torch.Generator().manual_seed(seed)
+        self.g = seeding.generator(seed)
         self.x = self.y = self.task = None
 
     def __len__(self) -> int:
@@ -83,7 +85,7 @@ class TaskReservoirs:
             raise ValueError(f"per_task must be ≥ 1, got {per_task}")
         self.per_task, self.seed = per_task, seed
         self.buffers: dict[int, ReservoirBuffer] = {}
-        self.g = torch.Generator().manual_seed(seed)
+        self.g = seeding.generator(seed)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self.buffers.values())

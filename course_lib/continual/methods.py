@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import seeding
 from ..models import MLP
 from .ewc import Params, diagonal_fisher, ewc_penalty
 from .memory import ReservoirBuffer, TaskReservoirs
@@ -111,7 +112,7 @@ class EWC(Naive):
         x, y = t.train_x[:self.fisher_samples], t.train_y[:self.fisher_samples]
         mask = stream.masks()[task]
         return diagonal_fisher(model, x, None if self.sampled else y, mask,
-                               torch.Generator().manual_seed(task))
+                               seeding.generator(task))
 
     def end_task(self, model, task: int, stream: Stream) -> None:
         theta_star = {n: p.detach().clone() for n, p in model.named_parameters()

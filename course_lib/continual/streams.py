@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import seeding
 from ..data import ImageSet
 
 SCENARIOS = ("domain", "task", "class")
@@ -112,7 +113,7 @@ def permuted_mnist(train: ImageSet, test: ImageSet, tasks: int = 5, per_task: in
     """
     if tasks < 1:
         raise ValueError(f"tasks must be ≥ 1, got {tasks}")
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     out = []
     for i in range(tasks):
         pi = torch.arange(784) if (i == 0 and identity_first) else torch.randperm(784, generator=g)
@@ -135,7 +136,7 @@ def split_mnist(train: ImageSet, test: ImageSet, scenario: str = "task", per_cla
     """
     if scenario not in ("task", "class"):
         raise ValueError(f"split MNIST is 'task'- or 'class'-incremental, not {scenario!r}")
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     out = []
     for i in range(5):
         classes = (2 * i, 2 * i + 1)

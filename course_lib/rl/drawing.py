@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import seeding
 from ..plots import finish
 from ._checks import DTYPE
 from .dynamic_programming import policy_matrix
@@ -48,7 +49,7 @@ def first_frame(env_id: str = "CartPole-v1", seed: int = 0):
     # rgb_array needs no window; the dummy video driver keeps SDL from looking for a display
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gym.make(env_id, render_mode="rgb_array")
-    env.reset(seed=seed)
+    env.reset(seed=seeding.seed(seed))
     frame = env.render()
     env.close()
     return frame

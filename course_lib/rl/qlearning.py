@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import seeding
 from ._checks import DTYPE, _count, _gamma, _probability
 from .bandits import epsilon_greedy
 
@@ -32,12 +33,12 @@ def q_learning(env, episodes: int, alpha: float = 0.1, gamma: float = 0.99, epsi
     episodes, gamma = _count(episodes, "episodes"), _gamma(gamma)
     alpha = _probability(alpha, "alpha")
     start, end = (epsilon, epsilon) if np.isscalar(epsilon) else epsilon
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     Q = torch.zeros(env.observation_space.n, env.action_space.n, dtype=DTYPE)
     returns = []
     for i in tqdm(range(episodes), desc="Q-learning", disable=not progress, leave=False):
         eps = start + (end - start) * min(1.0, 2 * i / max(episodes, 1))
-        s, _ = env.reset(seed=seed if i == 0 else None)
+        s, _ = env.reset(seed=seeding.seed(seed) if i == 0 else None)
         done, total = False, 0.0
         while not done:
             a = int(epsilon_greedy(Q[s], eps, g))
@@ -55,7 +56,7 @@ def evaluate_tabular(env, pi, episodes: int, seed: int = 10_000) -> torch.Tensor
     pi = torch.as_tensor(pi).tolist()
     out = []
     for i in range(_count(episodes, "episodes")):
-        s, _ = env.reset(seed=seed + i)
+        s, _ = env.reset(seed=seeding.seed(seed + i))
         done, total = False, 0.0
         while not done:
             s, r, terminated, truncated, _ = env.step(pi[s])

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import seeding
 from ..models import MLP
 from ..plots import running_mean
 from ._checks import DTYPE, _count, _gamma
@@ -33,7 +34,7 @@ def cartpole(length: float = 0.5, max_episode_steps: int = 500):
 
 def policy_net(obs_dim: int = 4, hidden: int = 64, actions: int = 2, seed: int = 0) -> MLP:
     """π_θ(a|s) as logits: an obs_dim-hidden-actions ReLU MLP, seeded."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seeding.seed(seed))
     return MLP(obs_dim, (hidden,), actions)
 
 
@@ -56,13 +57,14 @@ def run_episodes(policy, envs: list, seeds: list[int], generator, greedy: bool =
 
     Args:
         policy: maps states (B, obs_dim) to logits (B, A).
-        envs: gymnasium environments; ``envs[i]`` is reset with ``seeds[i]``.
+        envs: gymnasium environments; ``envs[i]`` is reset with ``seeds[i]`` (its effective seed,
+            :func:`~course_lib.seeding.seed`, which moves with ``COURSE_SEED``).
         generator: draws a_t ∼ π(·|s_t) (a ``torch.Generator``).
         greedy: take a_t = argmax_a π(a|s_t) instead of sampling.
     """
     if len(envs) != len(seeds):
         raise ValueError(f"one seed per environment: {len(envs)} envs, {len(seeds)} seeds")
-    obs = [[env.reset(seed=int(s))[0]] for env, s in zip(envs, seeds)]
+    obs = [[env.reset(seed=seeding.seed(int(s)))[0]] for env, s in zip(envs, seeds)]
     acts, rews = [[] for _ in envs], [[] for _ in envs]
     alive = list(range(len(envs)))
     while alive:
@@ -150,7 +152,7 @@ def train_reinforce(policy, make_env=cartpole, episodes: int = 1000, batch: int 
     """
     episodes, batch, gamma = _count(episodes, "episodes"), _count(batch, "batch"), _gamma(gamma)
     episode_weights([0.0], gamma, weighting)  # checks ``weighting`` before any work
-    envs, g = [make_env() for _ in range(batch)], torch.Generator().manual_seed(seed)
+    envs, g = [make_env() for _ in range(batch)], seeding.generator(seed)
     optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
     history = ReinforceHistory()
     bar = tqdm(total=episodes, desc=f"REINFORCE ({weighting})", disable=not progress, leave=False)
@@ -182,6 +184,6 @@ def evaluate_policy(policy, make_env=cartpole, episodes: int = 100, seed: int = 
     ``seed``, ``seed + 1``, …; actions sampled from π_θ (generator seeded with ``seed``) unless
     ``greedy``. Shape (episodes,)."""
     envs = [make_env() for _ in range(_count(episodes, "episodes"))]
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     trajectories = run_episodes(policy, envs, list(range(seed, seed + episodes)), g, greedy=greedy)
     return torch.tensor([tr.ret for tr in trajectories])
