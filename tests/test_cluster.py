@@ -51,10 +51,12 @@ def inbox(course, tmp_path_factory):  # noqa: F811
     return folder, Path(report["csv"]).read_text()
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A scheduler and two single-threaded workers on 127.0.0.1: (address, worker processes,
-    the workers' temporary folder)."""
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers on 127.0.0.1, started once for this file
+    (the test that kills a worker runs last): (address, worker processes, the workers'
+    temporary folder)."""
+    tmp_path = tmp_path_factory.mktemp("dask")
     file = tmp_path / "scheduler.json"
     log = open(tmp_path / "dask.log", "w")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}   # this file's functions
@@ -89,40 +91,6 @@ def with_group(process: subprocess.Popen, sig: int) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
-
-
-@pytest.mark.slow
-def test_grades_on_a_dask_cluster_equal_local_grading(course, inbox, dask_cluster):  # noqa: F811
-    """checks `course grade --scheduler` on two real workers records every student once, with
-    grades.csv byte-identical to local grading of the same class."""
-    folder, local = inbox
-    address, *_ = dask_cluster
-    report = batch.grade("tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)
-    assert report["students"] == 18
-    assert Path(report["csv"]).read_text() == local
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(course, inbox, dask_cluster):  # noqa: F811
-    """checks that killing one of the two workers (and what it started) while the batch runs
-    loses no student and grades none twice: the CSV is byte-identical to local grading; the
-    scratch folder of the task it was running does not stay behind."""
-    folder, local = inbox
-    address, workers, scratch = dask_cluster
-    report = {}
-    run = threading.Thread(target=lambda: report.update(batch.grade(
-        "tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)))
-    run.start()
-    recorded = course / "build" / "grading" / "tiny" / "recorded"
-    deadline = time.monotonic() + 300   # a few students in: each worker is busy with one
-    while len(list(recorded.glob("*.json"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert run.is_alive()
-    with_group(workers[0], signal.SIGKILL)
-    run.join(600)
-    assert not run.is_alive() and workers[0].wait() != 0
-    assert Path(report["csv"]).read_text() == local
-    assert not list(scratch.glob("cg-task-*"))   # the dead worker's scratch removed by the other
 
 
 def test_command_line_rejects_a_bad_cluster(tmp_path, capsys):
@@ -208,3 +176,30 @@ def test_a_task_that_kills_its_worker_is_charged_not_retried_forever(course, das
     assert all(score == 0 for score, _ in crashed["scores"].values())
     tries = dask.config.get("distributed.scheduler.allowed-failures") + 1
     assert attempts.read_text().count("attempt") == tries
+
+
+@pytest.mark.slow
+def test_grades_on_a_dask_cluster_equal_local_grading_when_a_worker_is_killed(  # noqa: F811
+        course, inbox, dask_cluster):
+    """checks `course grade --scheduler` on two real workers, one of which is killed (with what
+    it started) while the batch runs: every student is recorded once, none lost and none
+    graded twice, with grades.csv byte-identical to local grading of the same class; the
+    scratch folder of the task the dead worker was running does not stay behind. (It runs
+    last: the other tests share the cluster.)"""
+    folder, local = inbox
+    address, workers, scratch = dask_cluster
+    report = {}
+    run = threading.Thread(target=lambda: report.update(batch.grade(
+        "tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)))
+    run.start()
+    recorded = course / "build" / "grading" / "tiny" / "recorded"
+    deadline = time.monotonic() + 300   # a few students in: each worker is busy with one
+    while len(list(recorded.glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.is_alive()
+    with_group(workers[0], signal.SIGKILL)
+    run.join(600)
+    assert not run.is_alive() and workers[0].wait() != 0
+    assert report["students"] == 18 and report["resumed"] == 0
+    assert Path(report["csv"]).read_text() == local
+    assert not list(scratch.glob("cg-task-*"))   # the dead worker's scratch removed by the other

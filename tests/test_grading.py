@@ -1,8 +1,8 @@
 """nbgrader round trip of every graded assignment, in a temporary course directory.
 
 (a) the committed ``assignments/`` is exactly what ``generate_assignment`` makes of
-    ``solutions/``; (b) the solutions score full marks, and every cell of them runs without an
-    error; (c) the untouched release scores 0; (d) a submission that solves exactly one part
+    ``solutions/``; (b) the solutions, among cells of everyday notebook code, score full marks
+    with nothing listed, and every cell of them runs without an error; (c) the untouched release scores 0; (d) a submission that solves exactly one part
 scores exactly that part's points, so the parts are independent. A part that a person grades
 (a written answer: a cell that is both a solution and a grade cell) scores 0 when autograded;
 answered, it must be flagged for manual grading instead; (e) graded by hand in nbgrader's
@@ -94,16 +94,18 @@ _graded: dict[str, dict] = {}
 
 def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
     """The report of ``course grade`` on the assignment's class, graded once per test run:
-    ``solution`` (the release with every answer from the source) and ``only-<part>`` for every
-    part (the release with that one answer filled in from the source)."""
+    ``solution`` (the release with every answer from the source, and the cells of everyday
+    notebook code of :func:`redteam.honest` after the first) and ``only-<part>`` for every
+    part (the release with that one answer filled in from the source and nothing else)."""
     if assignment not in _graded:
         inbox = tmp_path_factory.mktemp(f"inbox-{assignment}")
         solved = {name: assemble.solved(release, nbformat.read(
             course / "solutions" / assignment / f"{name}.ipynb", as_version=4))
             for name, release in release_notebooks(course, assignment).items()}
-        write_submission(inbox, "solution", solved)
-        write_submission(inbox, "honest", {name: redteam.honest(notebook)
-                                           for name, notebook in solved.items()})
+        # the reference answers among everyday notebook code: the class's one full-marks hand-in
+        # (each answer alone, with nothing else, is an only-<part> student)
+        write_submission(inbox, "solution", {name: redteam.honest(notebook)
+                                             for name, notebook in solved.items()})
         for _, notebook, part in parts_of(assignment):
             source = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb",
                                    as_version=4)
@@ -184,32 +186,20 @@ def error_cells(executed: nbformat.NotebookNode) -> list[str]:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solutions_score_full_marks(course, assignment, tmp_path_factory):
-    """Checks that the release with every answer from the source gets every point, flags every
-    written answer for a person, shows no tampering, and runs every cell without an error."""
+def test_solutions_score_full_marks_among_everyday_code(course, assignment, tmp_path_factory):
+    """Checks that the release with every answer from the source, and after the first answer
+    the cells of everyday idioms of ``redteam.IDIOMS`` (autoreload, %%capture, !ls, inspect, pickle,
+    gc, globals(), eval, setattr loops, _, a displayed dataclass or module, plots, tqdm,
+    timing, help, seeds, warnings, a thread …), gets every point, flags every written answer
+    for a person, lists nothing as tampering, and runs every cell without an error. (Each
+    answer without the idioms is graded alone in test_each_part_scores_alone.)"""
     report = graded(course, assignment, tmp_path_factory)
     scores = assignments.part_scores(course, assignment, "solution")
     assert scores == expected_scores(assignment, set(points(assignment))), scores
     assert flagged_for_manual_grading(course, assignment, "solution") == manual_parts(assignment)
     outcome = {o["student"]: o for o in report["outcomes"]}["solution"]
-    assert outcome["tampering"] == [], outcome
-    for path in notebook_paths(course / "autograded" / "solution" / assignment):
-        assert error_cells(nbformat.read(path, as_version=4)) == [], path.name
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_everyday_notebook_code_costs_nothing(course, assignment, tmp_path_factory):
-    """Checks that the reference answers plus every everyday idiom of
-    ``course_grading.redteam.IDIOMS`` (autoreload, %%capture, !ls, inspect, pickle, gc,
-    globals(), eval, setattr loops, _, a displayed dataclass or module, plots, tqdm, timing,
-    help, seeds, warnings, a thread …) score what the answers alone score, with nothing
-    listed as tampering and every idiom cell run without an error."""
-    report = graded(course, assignment, tmp_path_factory)
-    assert assignments.part_scores(course, assignment, "honest") == \
-        assignments.part_scores(course, assignment, "solution")
-    outcome = {o["student"]: o for o in report["outcomes"]}["honest"]
     assert outcome["tampering"] == [], outcome["tampering"]
-    for path in notebook_paths(course / "autograded" / "honest" / assignment):
+    for path in notebook_paths(course / "autograded" / "solution" / assignment):
         assert error_cells(nbformat.read(path, as_version=4)) == [], path.name
 
 

@@ -8,12 +8,13 @@ Command line (``make release`` runs the first)::
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
 import nbformat
 
-from ..check.cells import part_of
+from ..check.cells import grade_id, is_graded, part_of
 from ..course import (REPO, check_result, folder, gradebook, in_course, nbgrader_api,
                       source_assignments)
 
@@ -31,6 +32,50 @@ def generate(course_root: Path | str, assignment: str) -> Path:
         check_result(api.generate_assignment(assignment, force=True, create=True),
                      f"generate_assignment {assignment}")
     return course_root / api.coursedir.release_directory / assignment
+
+
+def prepared(course_root: Path | str, assignment: str) -> Path:
+    """:func:`generate`, unless the release and the gradebook already match the source: the
+    sources' and the release's bytes are those recorded when it last ran (a stamp in
+    ``build/grading/<assignment>/``) and the gradebook knows every graded cell of every
+    notebook. Grading one class in several batches then pays nbgrader's generation once."""
+    course_root = Path(course_root).resolve()
+    stamp = course_root / "build" / "grading" / assignment / "generated.sha256"
+    source, release = folder(course_root, "source", assignment), folder(course_root, "release",
+                                                                         assignment)
+    if stamp.is_file() and stamp.read_text() == _digest(source, release) and \
+            _in_gradebook(course_root, assignment, source):
+        return release
+    generate(course_root, assignment)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(_digest(source, release))
+    return release
+
+
+def _digest(*folders: Path) -> str:
+    """sha256 of the names and bytes of every file under ``folders``."""
+    digest = hashlib.sha256()
+    for root in folders:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()
+                           and ".ipynb_checkpoints" not in p.parts):
+            digest.update(f"{path.relative_to(root.parent)}\0".encode())
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _in_gradebook(course_root: Path, assignment: str, source: Path) -> bool:
+    """Whether the gradebook holds the assignment with exactly the source's graded cells."""
+    from nbgrader.api import MissingEntry
+
+    wanted = {path.stem: {grade_id(c) for c in nbformat.read(path, as_version=4).cells
+                          if is_graded(c)} for path in sorted(source.glob("*.ipynb"))}
+    try:
+        with gradebook(course_root) as book:
+            known = {nb.name: {c.name for c in nb.grade_cells}
+                     for nb in book.find_assignment(assignment).notebooks}
+    except MissingEntry:
+        return False
+    return known == wanted
 
 
 def release(assignments=None, course_root: Path | str = REPO) -> list[Path]:

@@ -32,7 +32,7 @@ from ..check.run import kernel_folders
 from ..kernel.sandbox import Limits, isolation, warm_kernels
 from .journal import Journal
 from .record import lateness, outcome_of, record
-from .assignments import generate
+from .assignments import prepared
 from .report import write_report
 from .workers import failed, worker
 
@@ -96,7 +96,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     if not source_dir.is_dir():
         raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
     students = assemble.collect(submitted, assignment)
-    generate(course_root, assignment)   # the gradebook learns the source cells
+    prepared(course_root, assignment)   # the gradebook learns the source cells
     notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
                  for p in sorted(source_dir.glob("*.ipynb"))}
     points = assignment_points(paths["source"] for paths in notebooks.values())
@@ -117,7 +117,10 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     journal = Journal(course_root, assignment)
     earlier = {job["student"]: journal.recorded(job) for job in jobs}   # by a killed run
     results = [result for result in earlier.values() if result is not None]
-    todo = {job["student"]: job for job in jobs if earlier[job["student"]] is None}
+    # the biggest hand-ins first (they tend to run longest), so the batch does not end on
+    # one long notebook while the other workers sit idle
+    todo = {job["student"]: job for job in sorted(jobs, key=_size, reverse=True)
+            if earlier[job["student"]] is None}
     try:
         with finishing(list(todo.values()), timeout, workers, scheduler, cluster,
                        scratch) as finished:
@@ -137,6 +140,15 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+def _size(job: dict) -> int:
+    """Bytes of a student's notebooks (links and unreadable files count 0)."""
+    total = 0
+    for path in Path(job["folder"]).glob("*.ipynb"):
+        with contextlib.suppress(OSError):
+            total += 0 if path.is_symlink() else path.stat().st_size
+    return total
 
 
 @contextlib.contextmanager
