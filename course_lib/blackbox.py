@@ -6,8 +6,9 @@ meta-training tasks, max_θ Σᵢ log p_θ(yᵗˢ | 𝒟ᵗʳᵢ, xᵗˢ) (lectu
 
 - :func:`to_sequence`: the sequence format of CS330's homework 1 — the N·K support pairs
   (image, one-hot label) in a fixed order, then the query images with a zero label input.
-- :class:`LSTMReader`: a memory-augmented network (MANN) reading the sequence with an LSTM
-  (Santoro et al. 2016; the homework's model).
+- :class:`LSTMReader`: an LSTM that reads the sequence, its state the memory of 𝒟ᵗʳ (the model
+  CS330's homework calls a "MANN"; Santoro et al.'s memory-augmented network, 2016, adds an
+  external memory read and written by content, which this reader does not have).
 - :class:`AttentionReader`: a small transformer in which every position attends to the
   support set (in the spirit of SNAIL, Mishra et al. 2018, without its causal convolutions).
 - :class:`BlackBox`: an encoder of each input followed by a reader; :func:`query_loss`,
@@ -141,7 +142,8 @@ def query_loss(logits: torch.Tensor, query_y: torch.Tensor, support_size: int) -
 
 # ---------------------------------------------------------------------------- readers
 class LSTMReader(nn.Module):
-    """A memory-augmented network: an LSTM reads [features ‖ one-hot label] position by position.
+    """An LSTM reader (the homework's "MANN"): it reads [features ‖ one-hot label] position by
+    position.
 
     The LSTM's state after the support set is its memory of 𝒟ᵗʳ. By default each query is read
     as one more step *from that memory* (all queries in parallel), so a query's prediction

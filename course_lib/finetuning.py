@@ -21,7 +21,7 @@ from .data import ImageSet
 from .episodes import Episode, EpisodeSampler
 from .models import ConvNet
 from .seeding import seed_everything
-from .training import accuracy, cached, fit, mean_ci
+from .training import Estimate, accuracy, cached, fit, mean_ci, predict
 
 PRETRAIN_DRAWERS = 15  # drawers 0–14 of each source class train θ; 15–19 stay held out
 
@@ -212,19 +212,22 @@ def compare(theta: ConvNet | None, tasks: list[Episode], recipes, budget: Budget
 
 
 def tune_only(theta: ConvNet, train: tuple, test: tuple, prefixes, budget: Budget,
-              seed: int = 0) -> float:
+              seed: int = 0) -> Estimate:
     """Surgical fine-tuning: tune only the parameters named by ``prefixes``, keep θ's head.
 
     For a shifted version of the *source* task (same classes), e.g. ``("blocks.0",)`` tunes
     the first block and ``("head",)`` the last layer (Lee et al. 2022, "Surgical fine-tuning").
-    ``train`` and ``test`` are ``(x, y)`` pairs; returns the test accuracy of φ.
+    ``train`` and ``test`` are ``(x, y)`` pairs; returns the test accuracy of φ as an
+    :class:`~course_lib.training.Estimate` over the test images (its samples: 1 for each image
+    φ gets right, 0 otherwise), so two choices tested on the same images compare image by image.
     """
     seed_everything(seed)
     phi = copy.deepcopy(theta)
     set_trainable(phi, prefixes)
     # one block, large steps: a low-level shift may need a block's weights to change sign
     fit(phi, *train, budget.finetune_steps, lr=1e-2, seed=seed, progress=False)
-    return accuracy(phi, *test)
+    x, y = test
+    return mean_ci((predict(phi, x).argmax(1) == y).float())
 
 
 def restrict_head(theta: ConvNet, classes: torch.Tensor) -> ConvNet:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -91,6 +92,7 @@ PAPER = {
 }
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+QUIZ = 'class="course-quiz"'   # course_lib.quiz's forms
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MATHJAX = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"  # relative to _static/
 CONF = {  # written to the generated conf.py
@@ -137,9 +139,18 @@ def title(path: Path) -> str:
     return path.stem
 
 
-def with_note(nb, note: str):
-    """``nb`` with a MyST ``{note}`` right under its title (or first, without one)."""
-    box = f"\n\n```{{note}}\n{note}\n```\n\n"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colour codes (a traceback's ``\x1b[31m`` …)."""
+    return ANSI.sub("", text)
+
+
+def with_note(nb, note: str, kind: str = "note"):
+    """``nb`` with a MyST ``{note}`` (or another admonition ``kind``) right under its title (or
+    first, without one)."""
+    box = f"\n\n```{{{kind}}}\n{note}\n```\n\n"
     if nb.cells and nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "):
         heading, _, rest = nb.cells[0].source.partition("\n")
         nb.cells[0].source = heading + box + rest
@@ -164,6 +175,10 @@ def static_widgets(nb):
         for output in cell.outputs:
             view = output.get("data", {}).get(WIDGET_VIEW)
             if view is None:
+                outputs.append(output)
+                continue
+            if QUIZ in output["data"].get("text/html", ""):   # questions: keep their HTML form
+                output["data"] = {k: v for k, v in output["data"].items() if k != WIDGET_VIEW}
                 outputs.append(output)
                 continue
             models = list(tree(view["model_id"]))
@@ -196,7 +211,22 @@ def notebook_page(path: Path, results: dict, out: Path, src: Path) -> None:
                "(`make data` says how to provide it, then `make course`).",
                "\n\n".join(results["skipped"][name]))
     elif name in results.get("failed", {}):
-        why = "**failed** in the last build:", results["failed"][name]
+        error = plain(results["failed"][name])
+        executed = out / "notebooks" / path.name
+        if executed.exists():   # the text and outputs up to the failure, then the error
+            nb = nbformat.read(executed, as_version=4)
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "error":
+                        output["traceback"] = [plain(line) for line in output["traceback"]]
+            note = (f"This notebook **failed** in the last `make course`: the outputs below "
+                    f"are that run's, up to the cell that failed (its error is shown there); "
+                    f"later cells did not run. The error:\n\n````text\n{error[-1500:]}\n````"
+                    f"\n\n{rerun}")
+            nbformat.write(with_note(static_widgets(nb), note, "warning"),
+                           src / "notebooks" / path.name)
+            return
+        why = "**failed** in the last build:", error
     else:
         why = "has not been executed by a build yet (`make course`).", ""
     text = f"# {title(path)}\n\n```{{warning}}\nThis notebook {why[0]}\n```\n\n"
@@ -289,10 +319,16 @@ def results_page(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def index_page(topics: list, instructor: bool) -> str:
+def index_page(topics: list, instructor: bool, results: dict | None = None) -> str:
     """The home page (MyST markdown): how to read and re-run, then the curriculum in order.
 
-    ``topics``: (topic, [notebook path], assignment or None, {lecture title: part})."""
+    ``topics``: (topic, [notebook path], assignment or None, {lecture title: part}).
+    ``results``: the build's results.json; a notebook that failed or was skipped in it is
+    marked beside its link, and a line under the introduction counts them."""
+    results = results or {}
+    failed, skipped = results.get("failed", {}), results.get("skipped", {})
+    mark = lambda name: (" — **failed in the last build**" if name in failed else
+                         " — *skipped (a data set is missing)*" if name in skipped else "")
     edition = ("**Instructor edition**: the assignments are the nbgrader sources in `solutions/`, "
                "with solutions and hidden tests. Do not give this site to students."
                if instructor else "The assignments are the student release (`assignments/`).")
@@ -302,10 +338,14 @@ def index_page(topics: list, instructor: bool) -> str:
              "To re-run a page: `make lab` at the repository root opens JupyterLab; open the "
              "notebook's path given on the page (`notebooks/<name>.ipynb`). "
              "`python -m course_site.book` rebuilds this site from `build/`.", ""]
+    if failed:
+        lines += [f"```{{warning}}\n{len(failed)} notebook(s) failed in the last build: "
+                  + ", ".join(f"{{doc}}`notebooks/{name}`" for name in sorted(failed))
+                  + ". Their pages show the outputs up to the failure and the error.\n```", ""]
     toc, seen = [], set()
     for number, (topic, pages, assignment, lectures) in enumerate(topics, 1):
         lines += [f"## {number} · {topic}", ""]
-        links = ", ".join(f"{{doc}}`notebooks/{p.stem}`" for p in pages)
+        links = ", ".join(f"{{doc}}`notebooks/{p.stem}`" + mark(p.stem) for p in pages)
         lines.append(f"- Lecture notebooks: {links or '—'}")
         if assignment is None:
             lines.append("- Assignment: not released yet")
@@ -358,7 +398,7 @@ def write_sources(out: Path, src: Path, instructor: bool) -> None:
     for path in lecture_notebooks():
         notebook_page(path, results, out, src)
     released = {a for *_, a, _ in CURRICULUM if assignment_page(a, src, instructor)}
-    (src / "index.md").write_text(index_page(topics(released), instructor))
+    (src / "index.md").write_text(index_page(topics(released), instructor, results))
     (src / "results.md").write_text(results_page(results))
 
 

@@ -159,7 +159,7 @@ def _run(path: Path, out: Path, budget, threads: int) -> dict:
     try:
         seconds = execute(path, out, threads)
     except Exception as err:  # keep going: one failing notebook must not hide the others
-        return {"error": f"{type(err).__name__}: {str(err)[-2000:]}"}
+        return {"error": f"{type(err).__name__}: {book.plain(str(err))[-2000:]}"}
     entry = {"budget": budget.name, "seconds": round(seconds, 1), "figures": {}}
     figures = out / "figures" / f"{name}.json"
     if figures.exists():

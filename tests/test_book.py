@@ -38,7 +38,7 @@ RESULTS = {"budget": "quick", "benchmarks": {"omniglot_cached_load_seconds": 0.4
                           "α = 0.4 is for the long run": {"holds": False, "value": 0.2,
                                                           "threshold": 0.3, "margin": -0.1}}}},
            "skipped": {"06_prototypical_networks": ["Omniglot is missing: set COURSE_DATA"]},
-           "failed": {"04_black_box_meta_learning": "RuntimeError: boom"}}
+           "failed": {"04_black_box_meta_learning": "\x1b[31mRuntimeError\x1b[0m: boom"}}
 
 
 # ---------------------------------------------------------------------------- pages, fast
@@ -79,8 +79,39 @@ def test_skipped_and_failed_notebooks_get_a_page(tmp_path):
     assert skipped.startswith("# 06 ·") and "**skipped**" in skipped
     assert "Omniglot is missing" in skipped
     failed = (tmp_path / "notebooks" / "04_black_box_meta_learning.md").read_text()
-    assert "**failed**" in failed and "RuntimeError: boom" in failed
+    assert "**failed**" in failed and "RuntimeError: boom" in failed and "\x1b" not in failed
     assert all("`make lab`" in page for page in (skipped, failed))
+
+
+def test_a_failed_notebook_shows_its_outputs_up_to_the_failure(tmp_path):
+    """checks that when the build kept the partly executed copy of a failed notebook, its page
+    is that notebook: its text, the outputs of the cells that ran, the failing cell's error in
+    plain text (no terminal colour codes) and a warning at the top; the home page marks it."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    name = "04_black_box_meta_learning"
+    nb = new_notebook(cells=[
+        new_markdown_cell("# 04 · Black-box meta-learning\nSome text the reader needs."),
+        new_code_cell("print(1)", outputs=[new_output("stream", name="stdout", text="1\n")]),
+        new_code_cell("boom()", outputs=[new_output("error", ename="RuntimeError", evalue="boom",
+                                                    traceback=["\x1b[31mRuntimeError\x1b[0m: boom"])]),
+        new_code_cell("print(2)")])
+    (tmp_path / "out" / "notebooks").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "out" / "notebooks" / f"{name}.ipynb")
+    (tmp_path / "src" / "notebooks").mkdir(parents=True)
+    book.notebook_page(paths.REPO / "notebooks" / f"{name}.ipynb", RESULTS, tmp_path / "out",
+                       tmp_path / "src")
+    page = nbformat.read(tmp_path / "src" / "notebooks" / f"{name}.ipynb", as_version=4)
+    top = page.cells[0].source
+    assert top.startswith("# 04 ·") and "```{warning}" in top and "**failed**" in top
+    assert "RuntimeError: boom" in top and "Some text the reader needs." in top
+    assert page.cells[1].outputs[0].text == "1\n"
+    assert page.cells[2].outputs[0].traceback == ["RuntimeError: boom"]
+    assert "\x1b" not in json.dumps(page)
+    home = book.index_page(book.topics({"transfer"}), instructor=False, results=RESULTS)
+    assert f"{{doc}}`notebooks/{name}` — **failed in the last build**" in home
+    assert "1 notebook(s) failed in the last build" in home
+    assert "`notebooks/06_prototypical_networks` — *skipped" in home
 
 
 def test_student_edition_never_shows_solutions(tmp_path):
@@ -328,3 +359,35 @@ def test_book_in_a_browser(site):
     assert pages and all("Instructor edition" in text for text in pages)
     assert any("BEGIN HIDDEN TESTS" in text or "BEGIN SOLUTION" in text for text in pages)
     assert all((SCREENSHOTS / f"{name}.png").stat().st_size > 10_000 for name in shots.values())
+
+
+@pytest.mark.slow
+def test_quizzes_work_in_the_book(site):
+    """checks, in headless Chromium, every question form of each executed notebook's page:
+    Check with nothing picked asks for a choice, a wrong option says try again, the right one
+    (from the notebook's questions file) says right with its explanation."""
+    import tomllib
+
+    from course_lib import quiz
+
+    root, results = site
+    with chromium(root.parent / "chromium-profile-quiz") as driver:
+        for name in results["notebooks"]:
+            answers = [q["answer"] for q in tomllib.loads(
+                (quiz.FOLDER / f"{name}.toml").read_text())["question"]]
+            driver.get((root / "notebooks" / f"{name}.html").as_uri())
+            forms = driver.find_elements("css selector", "form.course-quiz")
+            assert len(forms) == len(answers), name
+            for form, answer in zip(forms, answers):
+                verdict = form.find_element("css selector", ".course-quiz-verdict")
+                button = form.find_element("css selector", "button")
+                options = form.find_elements("css selector", "input[type=radio]")
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", form)
+                button.click()
+                assert verdict.text == "Pick an answer first."
+                options[(answer + 1) % len(options)].click()
+                button.click()
+                assert verdict.text.startswith("✗ Not quite"), verdict.text
+                options[answer].click()
+                button.click()
+                assert verdict.text.startswith("✓ Right.") and len(verdict.text) > 20, verdict.text

@@ -175,3 +175,17 @@ def test_pretrain_cache_key_separates_runs(tmp_data, tiny_budget):
     assert len(list((tmp_data / "cache" / "models").glob("*.pt"))) == 3
     assert not torch.equal(a.head.weight, b.head.weight)
     assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_tune_only_scores_each_test_image(tiny_budget):
+    """checks surgical fine-tuning returns its test accuracy with one 0/1 sample per test image
+    (so two choices tested on the same images compare image by image), and leaves θ alone."""
+    source = toy_images(classes=4)
+    theta = ConvNet(4, width=W)
+    before = [p.clone() for p in theta.parameters()]
+    x, y = source.x[:40], source.y[:40]
+    estimate = finetuning.tune_only(theta, (x, y), (x, y), ("blocks.0",), tiny_budget)
+    mean, ci = estimate
+    assert len(estimate.samples) == 40 and set(estimate.samples) <= {0.0, 1.0}
+    assert mean == pytest.approx(sum(estimate.samples) / 40) and ci >= 0
+    assert all(torch.equal(a, b) for a, b in zip(before, theta.parameters()))
