@@ -12,7 +12,10 @@ The student edition (``course publish``) holds only what ``check`` needs, so the
 instructors' commands are absent.
 
 ``check`` exits with 1 when a visible test fails or a part is not answered yet, so scripts
-can use it; ``grade`` exits with 0 once every student has a recorded grade.
+can use it; ``grade`` exits with 0 once every student has a recorded grade, 1 when the
+grader failed on some (listed as NOT GRADED, nothing recorded for them). Bad input exits
+with 2 and writes nothing; 3 says this machine cannot run the assignment (a data set is
+missing): nothing was checked or graded, and the message says what to set or run.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import nbformat
 from . import course
 from .check import assemble, reading
 from .check.cells import grade_id, is_answer
+from .check.machine import missing_data
 from .check.run import kernel_folders, run_notebook
 from .check.score import part_status, status_table
 from .check.verdict import penalise, police
@@ -66,6 +70,10 @@ def check(assignment: str, notebook: str | None = None, course_root: Path = cour
         print(f"{path} is not a notebook of {assignment}: it holds none of its answer cells "
               f"({', '.join(sorted(answers))})", file=sys.stderr)
         return 2
+    missing = missing_data([release_path])
+    if missing:   # the machine's fault, not the answer's
+        print(f"not checked: this machine cannot run {assignment}.\n{missing}", file=sys.stderr)
+        return 3
     print(f"running {path} in a fresh kernel at the quick budget …", flush=True)
     with tempfile.TemporaryDirectory(prefix="cc-") as work:
         declared = reading.own_work(release_path)
@@ -149,10 +157,13 @@ def grade(args) -> int:
     except (FileNotFoundError, ConnectionError, batch.Untrusted) as error:   # an unknown
         print(f"course grade: {error}", file=sys.stderr)   # assignment or folder, no scheduler
         return 2                                           # there, no isolation
+    except batch.MachineNotReady as error:   # the machine's fault: no student scored
+        print(f"course grade: not graded: {error}", file=sys.stderr)
+        return 3
     from .grade.report import summary
 
     print(summary(report))
-    return 0
+    return 1 if report.get("not_graded") else 0
 
 
 def export(assignment: str) -> int:

@@ -82,16 +82,19 @@ class Claims:
         self.rows: dict[str, dict] = {}
 
     def check(self, claim: str, holds, evidence: str = "", at: tuple[str, ...] = BUDGETS, *,
-              value: float | None = None, threshold: float | None = None,
-              margin: float | None = None) -> None:
+              value: float, threshold: float, margin: float) -> None:
         """Record whether ``claim`` (the sentence, as the text says it) ``holds`` (returns
         nothing, so a cell that ends with a check prints no stray ``True``).
 
         ``evidence``: the numbers behind it, shown in the table. ``at``: the budgets where the
         claim is meaningful (e.g. ``("default", "full")`` for one that needs enough training);
-        elsewhere it is listed as not checked. ``value``, ``threshold``, ``margin``: recorded
-        as they are (the other methods compute them).
+        elsewhere it is listed as not checked. ``value`` (what was measured; for a sentence
+        about every case, the worst case), ``threshold`` (what the sentence needs) and
+        ``margin`` (how far the value clears it, negative if it does not) are required: a claim
+        without them cannot show how close it came. The other methods compute them.
         """
+        if (margin >= 0) != bool(holds) and margin != 0:
+            raise ValueError(f"claim {claim!r}: holds={bool(holds)} but its margin is {margin:+.4g}")
         if claim in self.rows:
             raise ValueError(f"claim {claim!r} is checked twice")
         unknown = set(at) - set(BUDGETS)
@@ -124,8 +127,20 @@ class Claims:
         task or seed (the same ones, in the same order)."""
         mean, ci = paired(a, b)
         margin = mean - ci - by
-        self.check(claim, margin > 0, evidence or f"a − b = {_pm(mean, ci)} over {len(a)} pairs",
+        self.check(claim, margin > 0, evidence or f"a − b = {_pm(mean, ci)} over {_n(a)} pairs",
                    at, value=mean, threshold=by, margin=margin)
+
+    def beats_each(self, claim: str, pairs: dict, by: float = 0.0, evidence: str = "",
+                   at: tuple[str, ...] = BUDGETS) -> None:
+        """Every pair of ``pairs`` (``{label: (a, b)}``, paired samples as for :meth:`beats`)
+        beats by more than ``by``: the sentence "a beats b in every column". The claim's value
+        and margin are those of the closest pair."""
+        results = {label: paired(a, b) for label, (a, b) in pairs.items()}
+        mean, ci = min(results.values(), key=lambda r: r[0] - r[1])
+        margin = mean - ci - by
+        self.check(claim, margin > 0, evidence or "; ".join(
+            f"{label}: a − b = {_pm(m, c)}" for label, (m, c) in results.items()),
+            at, value=mean, threshold=by, margin=margin)
 
     def ties(self, claim: str, a, b, width: float, evidence: str = "",
              at: tuple[str, ...] = BUDGETS) -> None:
@@ -135,7 +150,7 @@ class Claims:
         mean, ci = paired(a, b)
         margin = min(ci - abs(mean), width - 2 * ci)
         self.check(claim, margin >= 0, evidence or
-                   f"a − b = {_pm(mean, ci)} over {len(a)} pairs; interval narrower than {width:g}",
+                   f"a − b = {_pm(mean, ci)} over {_n(a)} pairs; interval narrower than {width:g}",
                    at, value=mean, threshold=width, margin=margin)
 
     def failed(self) -> list[str]:
@@ -215,6 +230,11 @@ class _Table:
                 f"'{self.claims.budget.name}' budget, smallest margin first</p><table>"
                 "<tr><th></th><th>claim</th><th>value</th><th>threshold</th><th>margin</th>"
                 f"<th>evidence</th></tr>{rows}</table>")
+
+
+def _n(samples) -> int:
+    """How many numbers: an Estimate's samples, or the list's."""
+    return len(getattr(samples, "samples", samples))
 
 
 def _pm(value: float, ci: float) -> str:

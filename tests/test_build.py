@@ -244,7 +244,7 @@ def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
     write_notebook(env, "02_tiny",
                    "import time\ntime.sleep(1.0)\n" + REPORT_CELL.format(name="02_tiny")
                    + '\nfrom course_lib.results import Claims\nclaims = Claims("02_tiny", get_budget())'
-                   '\nclaims.check("x is one", True)\nclaims.check("only at full", False, at=("full",))'
+                   '\nclaims.at_least("x is one", 1, 1)\nclaims.at_least("only at full", 0, 1, at=("full",))'
                    '\nclaims.verify()')
     start = time.perf_counter()
     assert build.main(folder=env) == 0

@@ -17,23 +17,24 @@ def test_verify_records_the_table_and_passes_when_every_claim_holds(build, capsy
     """checks the ✓ rows, the evidence, a claim not checked at this budget (·, with where it
     is), and the claims file the course build reads."""
     claims = Claims("09_demo", get_budget("quick"))
-    assert claims.check("fine-tuning beats scratch", 0.8 > 0.5, "0.80 vs 0.50") is None
-    claims.check("solved with enough training", False, at=("default", "full"))
+    assert claims.check("fine-tuning beats scratch", 0.8 > 0.5, "0.80 vs 0.50",
+                        value=0.8, threshold=0.5, margin=0.3) is None
+    claims.at_least("solved with enough training", 400, 475, at=("default", "full"))
     assert claims.verify() == {"fine-tuning beats scratch": True}
     table = capsys.readouterr().out
-    assert "✓ fine-tuning beats scratch  (0.80 vs 0.50)" in table
-    assert "· solved with enough training  [checked at default, full]" in table
+    assert "✓ fine-tuning beats scratch  (0.80 vs 0.50)  [margin +0.3]" in table
+    assert "· solved with enough training  (400 ≥ 475)  [checked at default, full]" in table
     record = json.loads((build / "figures" / "09_demo.claims.json").read_text())
     assert record == {"budget": "quick", "claims": {"fine-tuning beats scratch": {
-        "holds": True, "value": None, "threshold": None, "margin": None}},
+        "holds": True, "value": 0.8, "threshold": 0.5, "margin": 0.3}},
         "not_checked": ["solved with enough training"]}
 
 
 def test_a_claim_the_numbers_contradict_fails_the_notebook(build, capsys):
     """checks that verify raises ClaimFailed naming the false claim, after recording it."""
     claims = Claims("09_demo", get_budget("default"))
-    claims.check("the gap narrows as K grows", [3, 5, 2] == sorted([3, 5, 2], reverse=True))
-    claims.check("solved with enough training", True, at=("default", "full"))
+    claims.at_least("the gap narrows as K grows", min(a - b for a, b in zip([3, 5], [5, 2])), 0)
+    claims.at_least("solved with enough training", 480, 475, at=("default", "full"))
     with pytest.raises(ClaimFailed, match="1 claim.*the gap narrows as K grows"):
         claims.verify()
     assert "✗ the gap narrows as K grows" in capsys.readouterr().out
@@ -45,11 +46,15 @@ def test_a_claim_the_numbers_contradict_fails_the_notebook(build, capsys):
 def test_bad_claims_are_refused():
     """checks that a claim checked twice, or at an unknown budget, is an error."""
     claims = Claims("09_demo", get_budget("quick"))
-    claims.check("once", True)
+    claims.at_least("once", 1, 0)
     with pytest.raises(ValueError, match="twice"):
-        claims.check("once", True)
+        claims.at_least("once", 1, 0)
     with pytest.raises(ValueError, match="unknown budget"):
-        claims.check("at a typo", True, at=("defualt",))
+        claims.at_least("at a typo", 1, 0, at=("defualt",))
+    with pytest.raises(TypeError, match="value"):
+        claims.check("a yes/no with no numbers", True)
+    with pytest.raises(ValueError, match="margin"):
+        claims.check("holds on a negative margin", True, value=0.4, threshold=0.5, margin=-0.1)
 
 
 def test_beats_decides_by_the_paired_interval_not_by_the_means(build):
@@ -123,3 +128,22 @@ def test_estimates_carry_their_samples_into_a_paired_comparison():
     claims.beats("a beats b on the same tasks", a, b)
     assert claims.rows["a beats b on the same tasks"]["value"] == pytest.approx(0.025)
     assert claims.rows["a beats b on the same tasks"]["holds"] is True
+
+
+def test_beats_each_is_decided_by_its_closest_pair(build):
+    """checks that "a beats b in every column" holds only when every pair's interval clears
+    the gap, and records the closest pair's value and margin."""
+    claims = Claims("09_demo", get_budget("quick"))
+    b = [0.50, 0.60, 0.70, 0.80, 0.90]
+    far, near = [x + 0.10 for x in b], [x + 0.01 for x in b]
+    swinging = [x + d for x, d in zip(b, [0.06, -0.04, 0.06, -0.04, 0.01])]
+    claims.beats_each("ahead in both columns", {"1-shot": (far, b), "5-shot": (near, b)})
+    claims.beats_each("ahead by 5 points in both", {"1-shot": (far, b), "5-shot": (near, b)},
+                      by=0.05)
+    claims.beats_each("ahead everywhere", {"1-shot": (far, b), "5-shot": (swinging, b)})
+    rows = claims.rows
+    assert rows["ahead in both columns"]["holds"] is True
+    assert rows["ahead in both columns"]["value"] == pytest.approx(0.01)
+    assert rows["ahead by 5 points in both"]["holds"] is False
+    assert rows["ahead by 5 points in both"]["margin"] == pytest.approx(-0.04)
+    assert rows["ahead everywhere"]["holds"] is False

@@ -53,13 +53,37 @@ def test_crashed_worker_is_tried_again(job, tmp_path, monkeypatch):
     assert result["ok"] == 1 and counter.read_text() == "xx"
 
 
-def test_worker_that_keeps_crashing_scores_nothing_with_the_reason(job, tmp_path, monkeypatch):
-    """checks the attempts are bounded and the student gets every test not run, with why."""
+def test_worker_that_keeps_crashing_leaves_the_student_not_graded(job, tmp_path, monkeypatch):
+    """checks the attempts are bounded and the result says "not graded" with why (the
+    grader's fault, so the batch records no score for it; the timed-out worker below is the
+    student's and is graded)."""
     counter = tmp_path / "attempts"
     monkeypatch.setattr(workers, "_child", stand_in(["crash"] * 5, counter))
     result = workers.worker(job, timeout=30)
     assert counter.read_text() == "x" * workers.WORKER_ATTEMPTS
-    assert result["notebooks"]["tiny"]["notes"] == ["the grader's worker failed (exit status 255)"]
+    assert result["not_graded"] == "the grader's worker failed (exit status 255)"
+
+
+def test_a_student_not_graded_keeps_the_earlier_row_and_is_named(tmp_path, monkeypatch):
+    """checks that a batch's report leaves a not-graded student's earlier grades.csv row as
+    it was (not rewritten, not "nothing submitted"), lists the student in report.json, and
+    that the summary names the student and why."""
+    from course_grading.grade import record, report
+    from course_grading.grade.record import Outcome
+
+    seen = []
+    monkeypatch.setattr(report, "missing", lambda root, a, graded: seen.append(graded) or [])
+    points = {"add": 2.0}
+    first = report.write_report(tmp_path, "tiny", [Outcome("ada", {"add": 2.0}, 2.0),
+                                                  Outcome("bob", {"add": 1.0}, 1.0)],
+                                points, "namespaces", 2, 1.0)
+    before = open(first["csv"]).read().splitlines()
+    again = report.write_report(tmp_path, "tiny", [Outcome("ada", {"add": 2.0}, 2.0)], points,
+                                "namespaces", 2, 1.0, not_graded={"bob": "the grader's worker failed"})
+    assert open(again["csv"]).read().splitlines() == before
+    assert seen[-1] == {"ada", "bob"} and again["not_graded"] == {"bob": "the grader's worker failed"}
+    assert "NOT GRADED bob: the grader's worker failed" in report.summary(again)
+    assert record.NOTHING_SUBMITTED not in open(again["csv"]).read()
 
 
 def test_timed_out_worker_is_not_tried_again(job, tmp_path, monkeypatch):
@@ -136,3 +160,24 @@ def test_scratch_folder_removes_what_killed_processes_left(tmp_path, monkeypatch
     new = cluster.scratch_folder("run")
     assert not left.exists() and all(folder.is_dir() for folder in kept)
     assert new.parent == tmp_path and new.name.startswith(f"cg-run-{machine}-{os.getpid()}-")
+
+
+def test_the_gradebook_is_backed_up_before_a_batch_writes(tmp_path):
+    """checks that backup() copies gradebook.db (a hand grade in it survives in the copy),
+    keeps the newest BACKUPS_KEPT copies, and does nothing where no gradebook exists yet."""
+    import sqlite3
+
+    from course_grading.grade import record
+
+    assert record.backup(tmp_path, "tiny") is None
+    db = sqlite3.connect(tmp_path / "gradebook.db")
+    db.execute("create table grade (student text, manual_score real)")
+    db.execute("insert into grade values ('ada', 3.5)")
+    db.commit()
+    db.close()
+    copies = [record.backup(tmp_path, "tiny") for _ in range(record.BACKUPS_KEPT + 2)]
+    kept = sorted((tmp_path / "build" / "grading" / "tiny" / "backups").glob("gradebook-*.db"))
+    assert kept == sorted(copies[-record.BACKUPS_KEPT:])
+    copy = sqlite3.connect(kept[-1])
+    assert copy.execute("select * from grade").fetchall() == [("ada", 3.5)]
+    copy.close()

@@ -3,6 +3,7 @@ refuses, and what the kernel launcher closes and covers."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import nbformat
 import pytest
@@ -156,3 +157,37 @@ def test_a_warm_kernel_whose_server_is_gone_starts_cold(tmp_path):
                        env={"COURSE_BUDGET": "quick", **kernel_folders()})
     text = "".join(o.get("text", "") for o in run.notebook.cells[0].outputs)
     assert "preloaded False pid 1 processes True" in text and "no network" in text, text
+
+
+@pytest.mark.slow
+def test_a_missing_data_set_is_the_machines_fault_and_nothing_is_graded(tmp_path, monkeypatch,
+                                                                         capsys):
+    """Checks that grading an assignment whose data set this machine lacks (an empty
+    COURSE_DATA, offline) refuses before any kernel runs: no gradebook, no grades, no
+    feedback (so no student is marked 0 or TAMPERING for the machine's fault), `course grade`
+    exits 3 saying "not graded" and what to set, and `course check` exits 3 saying "not
+    checked" instead of failing the student's answers. An assignment that needs no data set
+    is not held up."""
+    from course_grading import course
+    from course_grading.check import machine
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setenv("COURSE_DATA", str(empty))
+    root = tmp_path / "course"
+    (root / "solutions").mkdir(parents=True)
+    (tmp_path / "inbox" / "ada").mkdir(parents=True)
+    shutil.copy(course.REPO / course.CONFIG_FILE, root)
+    shutil.copytree(course.REPO / "solutions" / "continual", root / "solutions" / "continual")
+    with pytest.raises(batch.MachineNotReady, match="(?s)MNIST.*COURSE_DATA"):
+        batch.grade("continual", tmp_path / "inbox", root, progress=False)
+    assert sorted(p.name for p in root.iterdir()) == [course.CONFIG_FILE, "solutions"]
+    monkeypatch.setattr(batch, "grade", lambda *a, **k: (_ for _ in ()).throw(
+        batch.MachineNotReady("this machine cannot run continual.\nThe MNIST data set …")))
+    assert cli.main(["grade", "continual", str(tmp_path / "inbox")]) == 3
+    assert "not graded" in capsys.readouterr().err
+    assert cli.main(["check", "continual"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("not checked") and "COURSE_DATA" in err
+    assert machine.data_needed([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) == []
+    assert machine.missing_data([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) is None

@@ -56,6 +56,19 @@ def test_check_finds(change, cell_id, tampering):
     assert any(f.cell == cell_id and f.costs == tampering for f in findings), findings
 
 
+def test_a_notebook_of_another_assignment_is_named_as_such():
+    """Checks that a notebook of another assignment (none of the release's cells) gets one
+    note saying so, not a "forged metadata" finding per cell, and costs nothing beyond the
+    unanswered parts it is graded as."""
+    _, release = source_and_release()
+    other = nbformat.v4.new_notebook(cells=[
+        cell("code", "def g():\n    return 2", "g", solution=True),
+        cell("code", "assert g() == 2", "g-visible", grade=True, locked=True, points=1)])
+    findings = assemble.check(other, release)
+    assert len(findings) == 1 and not findings[0].costs
+    assert "not a notebook of this assignment" in str(findings[0])
+
+
 def test_answer_edits_are_not_tampering():
     """Checks that writing the answer and adding own cells raises no finding."""
     source, release = source_and_release()
@@ -103,6 +116,20 @@ def test_read_notebook_errors(tmp_path):
                          ("c", "not valid notebook JSON")]:
         with pytest.raises(assemble.SubmissionError, match=reason):
             assemble.read_notebook(tmp_path / f"{name}.ipynb")
+
+
+def test_odd_bytes_in_an_output_do_not_stop_grading(tmp_path):
+    """Checks that a notebook whose output holds bytes that are not UTF-8, or a lone
+    surrogate, is read (the odd characters replaced), so its answers are graded."""
+    _, release = source_and_release()
+    release.cells[1].outputs = [nbformat.v4.new_output("stream", text="BYTES SURROGATE end")]
+    data = nbformat.writes(release).encode("utf-8")
+    data = data.replace(b"BYTES", b"\xff\xfe").replace(b"SURROGATE", b"\\ud800")
+    (tmp_path / "odd.ipynb").write_bytes(data)
+    notebook = assemble.read_notebook(tmp_path / "odd.ipynb")
+    text = notebook.cells[1].outputs[0].text
+    assert text == "\ufffd\ufffd \ufffd end"
+    assert notebook.cells[1].source == release.cells[1].source
 
 
 def test_find_notebook_and_collect(tmp_path):

@@ -99,11 +99,14 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise SubmissionError(f"{Path(path).name} is a link, not a file: it was not followed")
     data = Path(path).read_bytes()
     try:
-        notebook = nbformat.from_dict(encodable(nbformat.reads(data.decode("utf-8"),
-                                                               as_version=4)))
-    except UnicodeDecodeError:
-        raise SubmissionError(f"{Path(path).name} is not a text file") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:   # a few odd bytes (a printed binary string) are replaced by
+        text = data.decode("utf-8", "replace")   # U+FFFD; a binary file fails as JSON below
+    try:
+        notebook = nbformat.from_dict(encodable(nbformat.reads(text, as_version=4)))
     except Exception as error:   # NotJSONError, a schema error, a missing key …
+        if text != data.decode("utf-8", "ignore") and "\ufffd" in text[:64]:
+            raise SubmissionError(f"{Path(path).name} is not a text file") from None
         raise SubmissionError(f"{Path(path).name} is not valid notebook JSON "
                               f"({(str(error).splitlines() or [''])[0][:120]})") from None
     if not isinstance(notebook.get("cells"), list):
@@ -140,6 +143,10 @@ def check(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> l
         if grade_id(cell):
             by_id.setdefault(grade_id(cell), []).append(cell)
     released = {grade_id(c): c for c in release.cells if grade_id(c)}
+    if by_id and not set(by_id) & set(released):   # the wrong file, not a forgery
+        return [Finding("notebook", "is not a notebook of this assignment: it holds none of "
+                        f"its cells ({', '.join(sorted(by_id)[:3])}, … belong elsewhere); "
+                        "nothing of it was graded", False)]
     for gid, cells in by_id.items():
         if len(cells) > 1:
             findings.append(Finding(gid, f"appears {len(cells)} times (a copied cell); the "

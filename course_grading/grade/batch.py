@@ -13,7 +13,9 @@ gradebook, with a CSV, per-student feedback and a summary an instructor can act 
    notebooks, the feedback (hidden tests removed), ``grades.csv`` and ``report.json``.
 
 A submission that cannot run still gets a recorded score: 0 for every test that did not
-run and full credit for the ones that passed, with the reason in the CSV.
+run and full credit for the ones that passed, with the reason in the CSV. When the grader
+itself fails (its worker crashed on every attempt), the student is "not graded": nothing is
+recorded, an earlier grade stays, and the report and the command's exit status say so.
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from pathlib import Path
 from .. import course
 from ..check import assemble
 from ..check.cells import assignment_points
+from ..check.machine import MachineNotReady, missing_data
 from ..check.run import kernel_folders
 from ..kernel.sandbox import Limits, isolation, warm_kernels
 from .journal import Journal
-from .record import lateness, outcome_of, record
+from .record import backup, lateness, outcome_of, record
 from .assignments import prepared
 from .report import write_report
 from .workers import failed, worker
@@ -69,7 +72,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
 
     Raises (before anything is written): Untrusted, FileNotFoundError (no such assignment or
     folder), ValueError (a bad ``cluster`` or ``workers``), ConnectionError (no scheduler at
-    ``scheduler``).
+    ``scheduler``), MachineNotReady (a data set the assignment needs is missing here).
 
     Returns:
         the report (also written to ``build/grading/<assignment>/report.json``).
@@ -96,6 +99,11 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     if not source_dir.is_dir():
         raise FileNotFoundError(f"no assignment {assignment!r} in {source_dir.parent}")
     students = assemble.collect(submitted, assignment)
+    missing = missing_data(source_dir.glob("*.ipynb"))   # the machine's fault: nobody graded
+    if missing:
+        raise MachineNotReady(f"nothing was graded or written: this machine cannot run "
+                              f"{assignment}.\n{missing}")
+    backup(course_root, assignment)     # before anything of this batch is written
     prepared(course_root, assignment)   # the gradebook learns the source cells
     notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
                  for p in sorted(source_dir.glob("*.ipynb"))}
@@ -121,6 +129,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     # one long notebook while the other workers sit idle
     todo = {job["student"]: job for job in sorted(jobs, key=_size, reverse=True)
             if earlier[job["student"]] is None}
+    not_graded: dict[str, str] = {}
     try:
         with finishing(list(todo.values()), timeout, workers, scheduler, cluster,
                        scratch) as finished:
@@ -128,6 +137,9 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
             resumed = f"; {len(results)} recorded before, not graded again" if results else ""
             for result in tqdm(finished, total=len(todo), disable=not progress,
                                desc=f"grading {assignment} ({where}{resumed})"):
+                if result.get("not_graded"):   # the grader's fault: nothing recorded
+                    not_graded[result["student"]] = result["not_graded"]
+                    continue
                 results.append(result)   # recorded while the others still run
                 record(course_root, assignment, [result], [outcome_of(result, points)])
                 lateness(course_root, assignment, result)
@@ -135,7 +147,8 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
         results.sort(key=lambda r: r["student"])
         outcomes = [outcome_of(r, points) for r in results]
         report = write_report(course_root, assignment, outcomes, points, mode, workers,
-                              time.monotonic() - start, resumed=len(jobs) - len(todo))
+                              time.monotonic() - start, resumed=len(jobs) - len(todo),
+                              not_graded=not_graded)
         journal.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -17,6 +17,34 @@ from ..check.score import _without_stderr
 from .feedback import feedback_html
 
 
+BACKUPS_KEPT = 10
+
+
+def backup(course_root: Path, assignment: str) -> Path | None:
+    """Copy the gradebook (``gradebook.db``, hand grades and comments included) to
+    ``build/grading/<assignment>/backups/`` before a batch writes to it, keeping the newest
+    ``BACKUPS_KEPT``; returns the copy (None: no gradebook yet). SQLite's own backup, so a
+    copy taken while the Formgrader has the file open is consistent."""
+    import sqlite3
+    import time
+
+    source = Path(course_root) / "gradebook.db"
+    if not source.is_file():
+        return None
+    folder = Path(course_root) / "build" / "grading" / assignment / "backups"
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / f"gradebook-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}.db"
+    db, into = sqlite3.connect(source), sqlite3.connect(copy)
+    try:
+        db.backup(into)
+    finally:
+        db.close()
+        into.close()
+    for old in sorted(folder.glob("gradebook-*.db"))[:-BACKUPS_KEPT]:
+        old.unlink()
+    return copy
+
+
 @dataclass
 class Outcome:
     """One student's recorded grade."""

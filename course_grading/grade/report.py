@@ -11,14 +11,17 @@ from .record import NOTHING_SUBMITTED, Outcome, missing
 
 
 def write_report(course_root: Path, assignment: str, outcomes: list[Outcome], points: dict,
-                 mode: str, workers: int, seconds: float, resumed: int = 0) -> dict:
+                 mode: str, workers: int, seconds: float, resumed: int = 0,
+                 not_graded: dict[str, str] | None = None) -> dict:
     """Write ``grades.csv`` (this batch's students, the rows of students an earlier run graded,
-    then the roster's students with nothing submitted) and ``report.json`` (this batch)."""
+    then the roster's students with nothing submitted) and ``report.json`` (this batch).
+    ``not_graded``: students the grader failed on (why), who keep any earlier row."""
+    not_graded = not_graded or {}
     folder = course_root / "build" / "grading" / assignment
     folder.mkdir(parents=True, exist_ok=True)
     header = ["student", *points, "total", "max", "tampering", "needs_manual_grading", "reasons"]
     graded = {o.student for o in outcomes}
-    absent = missing(course_root, assignment, graded)
+    absent = missing(course_root, assignment, graded | set(not_graded))
     kept = _earlier_rows(folder / "grades.csv", header, graded | set(absent))
     rows = [[o.student, *(f"{o.parts[p]:g}" for p in points), f"{o.total:g}",
              f"{sum(points.values()):g}", "; ".join(o.tampering), "; ".join(o.needs_manual),
@@ -34,7 +37,7 @@ def write_report(course_root: Path, assignment: str, outcomes: list[Outcome], po
     report = {"assignment": assignment, "students": len(outcomes), "isolation": mode,
               "workers": workers, "seconds": round(seconds, 1), "resumed": resumed,
               "max": sum(points.values()), "outcomes": [asdict(o) for o in outcomes],
-              "missing": absent, "kept": len(kept)}
+              "missing": absent, "kept": len(kept), "not_graded": not_graded}
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     report["csv"] = str(folder / "grades.csv")
     return report
@@ -79,6 +82,9 @@ def summary(report: dict) -> str:
     if report.get("kept"):
         lines.append(f"  grades.csv keeps the rows of {report['kept']} student(s) graded by "
                      "earlier runs")
+    for student, why in sorted(report.get("not_graded", {}).items()):
+        lines.append(f"  NOT GRADED {student}: {why} (the grader's fault: no score was "
+                     "recorded; grade this student again)")
     if report.get("missing"):
         lines.append(f"  nothing submitted (0 in the CSV): {', '.join(report['missing'])}")
     lines.append(f"  grades: {report['csv']}")

@@ -54,9 +54,11 @@ WORKER_ATTEMPTS = 2   # a worker that crashed (not timed out) is the grader's fa
 
 def worker(job: dict, timeout: float) -> dict:
     """Run :func:`grade_one` in a separate process; a crash or hang of the worker itself still
-    gives a result (every test not run) instead of an ungraded student. The worker runs only
-    the grader's code (the student's runs in a kernel of its own), so a crashed worker is tried
-    again, up to ``WORKER_ATTEMPTS`` times; a timeout is not."""
+    gives a result (every test not run, with why). The worker runs only the grader's code (the
+    student's runs in a kernel of its own), so a crashed worker is tried again, up to
+    ``WORKER_ATTEMPTS`` times, and when it crashes every time the result also says
+    ``not_graded`` (why): the grader's fault, for which the batch records no score. A timeout
+    is not tried again and is graded as it stands."""
     Path(job["workdir"]).mkdir(parents=True, exist_ok=True)
     job_file = Path(job["workdir"]) / "job.json"
     job_file.write_text(json.dumps(job))
@@ -84,8 +86,8 @@ def worker(job: dict, timeout: float) -> dict:
                 or [f"exit status {worker.exitcode}"]
             why = f"the grader's worker failed ({last[0][:200]})"
         if why.startswith("grading took longer"):
-            break
-    return failed(job, why)
+            return failed(job, why)   # the student's code ran out of time: graded as it is
+    return {**failed(job, why), "not_graded": why}   # the grader crashed every time: its fault
 
 
 def failed(job: dict, why: str) -> dict:
