@@ -253,8 +253,8 @@ def test_main_executes_tiny_notebooks(env, omniglot_missing, capsys):
     record = res["notebooks"]["02_tiny"]
     assert 1.0 <= record["seconds"] <= round(wall, 1)
     assert record["figures"] == {"x": 1.0}
-    assert record["claims"] == {"x is one": {"holds": True, "value": None, "threshold": None,
-                                             "margin": None}}   # "only at full": not at quick
+    assert record["claims"] == {"x is one": {"holds": True, "value": 1.0, "threshold": 1.0,
+                                             "margin": 0.0}}   # "only at full": not at quick
     assert record["budget"] == "quick"
     assert list(res["notebooks"]) == ["02_tiny"]
     (message,) = res["skipped"]["01_needs_omniglot"]
