@@ -16,3 +16,11 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Autograding runs the whole notebook; a try-it cell may load Omniglot or train a small net.
 c.Execute.timeout = 120
+
+# nbgrader's own feedback (the Formgrader's "Generate Feedback", `nbgrader generate_feedback`)
+# shows what a student may see: hidden tests as passed or failed, never their code
+from course_grading.grade.feedback import StudentView  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [StudentView, GetGrades, CSSHTMLHeaderPreprocessor]

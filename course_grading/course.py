@@ -41,6 +41,13 @@ def in_course(course_root: Path):
         os.environ["PATH"] = old_path
 
 
+def root() -> Path:
+    """The course directory a ``course`` command works on: the current folder when it holds
+    ``nbgrader_config.py`` (where nbgrader reads it from too), else the repository."""
+    here = Path.cwd()
+    return here.resolve() if (here / CONFIG_FILE).is_file() else REPO
+
+
 def load_config(course_root: Path | str = REPO):
     """The course's ``nbgrader_config.py`` with ``CourseDirectory.root`` set to ``course_root``."""
     from traitlets.config.loader import PyFileConfigLoader
@@ -51,10 +58,23 @@ def load_config(course_root: Path | str = REPO):
     return config
 
 
+def _quiet_nbgrader() -> None:
+    """Hide the SQLAlchemy warnings that nbgrader's gradebook code raises on every new
+    submission (``SAWarning: Object of type <SubmittedAssignment> not in session``, from
+    ``nbgrader/api.py``): they are about nbgrader's session handling, nothing an instructor can
+    act on. Only warnings raised from nbgrader's own modules are hidden."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
+
+
 def nbgrader_api(course_root: Path | str = REPO):
     """An ``NbGraderAPI`` for the course directory ``course_root``."""
     from nbgrader.apps import NbGraderAPI
 
+    _quiet_nbgrader()
     return NbGraderAPI(config=load_config(course_root))
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 
 from course_grading.check.run import HeadlessClient
@@ -37,6 +39,14 @@ from course_lib.seeding import course_seed
 from . import book, record
 
 
+def _unix_socket_kernels(folder: Path) -> type:
+    """A kernel manager class whose kernels listen on Unix sockets in ``folder``."""
+    class UnixSocketKernel(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", ip=str(folder / "k"), **kwargs)
+    return UnixSocketKernel
+
+
 def execute(path: Path, out: Path, threads: int | None = None) -> float:
     """Execute one notebook (cwd = its folder), save it and its HTML; return the seconds taken.
     ``threads``: OMP/MKL threads of its kernel (default: as the environment says)."""
@@ -44,10 +54,12 @@ def execute(path: Path, out: Path, threads: int | None = None) -> float:
     start = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
                             if threads else {})}
-    try:
-        client = HeadlessClient(nb, timeout=1800, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute(env=env)
+    try:   # the kernel talks over Unix sockets in a private folder (not over TCP)
+        with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets:
+            client = HeadlessClient(nb, timeout=1800, kernel_name="python3",
+                                    kernel_manager_class=_unix_socket_kernels(Path(sockets)),
+                                    resources={"metadata": {"path": str(path.parent)}})
+            client.execute(env=env)
     finally:
         seconds = time.perf_counter() - start
         (out / "notebooks").mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ import nbformat
 
 from course_grading import course as course_dir
 from course_grading.check import assemble, cells
-from course_grading.grade import assignments, batch
+from course_grading.grade import assignments, batch, roster
 
 from . import record
 
@@ -53,6 +53,7 @@ def course_with_class(root: Path, assignment: str, students: int) -> None:
             folder = root / "submitted" / f"student_{i:02d}" / assignment
             folder.mkdir(parents=True, exist_ok=True)
             nbformat.write(answer, folder / path.name)
+    roster.add(root, [f"student_{i:02d}" for i in range(students)])
 
 
 def run(assignment: str = "transfer", students: int = 30, workers: int | None = None) -> dict:
@@ -159,6 +160,7 @@ def red_team(workers: int | None = None) -> dict:
             for student, notebook in students.items():
                 (root / "inbox" / student).mkdir(parents=True)
                 nbformat.write(notebook, root / "inbox" / student / release_path.name)
+            roster.add(root, list(students))
             report = batch.grade(assignment, root / "inbox", root, workers=workers,
                                   progress=False)
         by = {o["student"]: o for o in report["outcomes"]}

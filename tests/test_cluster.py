@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from course_grading import cli
-from course_grading.grade import batch, cluster, workers
+from course_grading.grade import batch, cluster, roster, workers
 from test_autograder import LIMITS, attackers, controls, course, write_class  # noqa: F401
 
 pytest.importorskip("distributed")
@@ -47,6 +47,7 @@ def inbox(course, tmp_path_factory):  # noqa: F811
     honest = dict(sorted(controls(course).items())[:6])
     assert len(straining) == len(STRAINING) and len(honest) == 6
     write_class(folder, {**straining, **honest})
+    roster.add(course, [p.name for p in folder.iterdir() if p.is_dir()])   # the class
     report = batch.grade("tiny", folder, course, workers=2, limits=LIMITS, progress=False)
     return folder, Path(report["csv"]).read_text()
 
@@ -123,7 +124,7 @@ def test_a_killed_grading_command_resumes_where_it_stopped(course, inbox, dask_c
     command = ("import json, sys; from course_grading.grade import batch; "
                "from course_grading.kernel import sandbox; "
                "batch.grade('tiny', sys.argv[1], sys.argv[2], progress=False, scheduler=sys.argv[3],"
-               " limits=sandbox.Limits(**json.loads(sys.argv[4])))")
+               " limits=sandbox.Limits(**json.loads(sys.argv[4])), force=True)")
     limits = json.dumps({k: getattr(LIMITS, k) for k in LIMITS.__dataclass_fields__})
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen([sys.executable, "-c", command, str(folder), str(course), address,
@@ -136,7 +137,8 @@ def test_a_killed_grading_command_resumes_where_it_stopped(course, inbox, dask_c
         with_group(first, signal.SIGKILL)
         first.wait()
     before = len(list(recorded.glob("*.json")))
-    report = batch.grade("tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)
+    report = batch.grade("tiny", folder, course, limits=LIMITS, progress=False, scheduler=address,
+                         force=True)
     assert 4 <= before == report["resumed"] < report["students"]
     assert Path(report["csv"]).read_text() == local
     assert not recorded.exists()   # the batch is done: a later run grades everyone afresh
@@ -190,7 +192,7 @@ def test_grades_on_a_dask_cluster_equal_local_grading_when_a_worker_is_killed(  
     address, workers, scratch = dask_cluster
     report = {}
     run = threading.Thread(target=lambda: report.update(batch.grade(
-        "tiny", folder, course, limits=LIMITS, progress=False, scheduler=address)))
+        "tiny", folder, course, limits=LIMITS, progress=False, scheduler=address, force=True)))
     run.start()
     recorded = course / "build" / "grading" / "tiny" / "recorded"
     deadline = time.monotonic() + 300   # a few students in: each worker is busy with one

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
+import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from traitlets.config import Config
 
 from course_grading import course as course_dir
-from course_grading.check import cells
+from course_grading.check import assemble, cells
 from course_grading.grade import assignments, batch
 from test_autograder import LIMITS, tiny_source
 
@@ -35,13 +37,14 @@ GOOD = {"add": "def add(a, b):\n    return a + b",
 BAD = {"add": "def add(a, b):\n    return a - b", "norm": GOOD["norm"]}   # norm only: 3 points
 
 
-def _config(course: Path, exchange: Path, home: Path | None = None, student: str = "*") -> Config:
+def _config(course: Path, exchange: Path, home: Path | None = None, student: str = "*",
+            assignment: str = "tiny") -> Config:
     """nbgrader's settings for the instructor (``home`` None) or for one student's folder."""
     config = course_dir.load_config(course) if home is None else Config()
     config.CourseDirectory.course_id = course_dir.load_config(course).CourseDirectory.course_id
     config.CourseDirectory.root = str(course if home is None else home)
     config.CourseDirectory.student_id = student
-    config.CourseDirectory.assignment_id = "tiny"
+    config.CourseDirectory.assignment_id = assignment
     config.Exchange.root = str(exchange)
     config.Exchange.cache = str((home or course) / ".nbgrader_cache")
     config.Exchange.assignment_dir = str(home or course)   # where fetch and submit work
@@ -49,7 +52,8 @@ def _config(course: Path, exchange: Path, home: Path | None = None, student: str
     return config
 
 
-def _student(name: str, course: Path, exchange: Path, homes: Path, action: str) -> Path:
+def _student(name: str, course: Path, exchange: Path, homes: Path, action: str,
+             assignment: str = "tiny") -> Path:
     """Run one of nbgrader's student-side exchange steps as ``name``, in their own folder."""
     from nbgrader.auth import Authenticator
     from nbgrader.coursedir import CourseDirectory
@@ -58,7 +62,7 @@ def _student(name: str, course: Path, exchange: Path, homes: Path, action: str) 
 
     home = homes / name
     home.mkdir(parents=True, exist_ok=True)
-    config = _config(course, exchange, home, name)
+    config = _config(course, exchange, home, name, assignment)
     step = {"fetch": ExchangeFetchAssignment, "submit": ExchangeSubmit,
             "fetch_feedback": ExchangeFetchFeedback}[action]
     step(coursedir=CourseDirectory(config=config), authenticator=Authenticator(config=config),
@@ -184,3 +188,91 @@ def test_each_student_fetches_only_their_own_feedback(term):
         others = [s for s in answers if s != student and answers[s] != answer]
         assert all(answers[o] not in text for o in others)
     assert not (term["homes"] / "cy").exists()
+
+
+
+def _page_text(path: Path) -> str:
+    """A page's text as a reader sees it (tags removed, entities decoded)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+
+
+def test_the_formgraders_generate_feedback_shows_no_hidden_test(term):
+    """Checks nbgrader's own Generate Feedback (the Formgrader's button) with the course's
+    configuration: bob's page says his hidden add tests failed, renders the Markdown, and shows
+    no hidden test code; with nbgrader's default preprocessors the same page would show it
+    (so the check can fail). Runs last on this term: it rewrites bob's feedback page."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    course, api = term["course"], term["api"]
+    page = course / "feedback" / "bob" / "tiny" / "tiny.html"
+    with course_dir.in_course(course):
+        assert api.generate_feedback("tiny", "bob")["success"]
+    text = _page_text(page)
+    assert "hidden tests: failed" in text and "add(0.5, 0.25)" not in text
+    assert "norm([1, 2, 2])" not in text
+    assert "<h1" in page.read_text() and "# Tiny assignment" not in text
+    configured = api.config.GenerateFeedback.preprocessors
+    assert configured[0].__name__ == "StudentView"
+    api.config.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor]
+    try:
+        with course_dir.in_course(course):
+            assert api.generate_feedback("tiny", "bob", force=True)["success"]
+        assert "add(0.5, 0.25)" in _page_text(page)
+    finally:
+        api.config.GenerateFeedback.preprocessors = configured
+
+
+# ---------------------------------------------------------------------------- the README's term
+def readme_term() -> list[str]:
+    """The command lines of the README's code block under "A term through nbgrader's exchange"."""
+    text = (course_dir.REPO / "README.md").read_text()
+    section = text[text.index("### A term through nbgrader's exchange"):]
+    start = section.index("```bash\n") + len("```bash\n")
+    return [line for line in section[start:section.index("\n```", start)].splitlines()
+            if line.strip()]
+
+
+def test_the_readmes_term_runs_as_printed(tmp_path):
+    """Checks the README's term block line by line, as printed, in a course directory of its own
+    (the repository's configuration and bayes, its .venv) with a PATH that lacks the venv:
+    every line exits 0 with no library warning; between handout and collect ada fetches bayes, answers it and submits,
+    bob only fetches; ada is graded full marks, bob is on the roster with nothing submitted,
+    and ada's feedback reaches her."""
+    course, exchange, homes = tmp_path / "course", tmp_path / "exchange", tmp_path / "homes"
+    (course / "solutions").mkdir(parents=True)
+    exchange.mkdir()
+    shutil.copy(course_dir.REPO / course_dir.CONFIG_FILE, course)
+    with open(course / course_dir.CONFIG_FILE, "a") as f:
+        f.write(f'\nc.Exchange.root = "{exchange}"\n')
+    shutil.copytree(course_dir.REPO / "solutions" / "bayes", course / "solutions" / "bayes")
+    shutil.copytree(course_dir.REPO / "assignments" / "bayes", course / "assignments" / "bayes")
+    (course / ".venv").symlink_to(course_dir.REPO / ".venv")
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    lines = readme_term()
+    assert [line.split()[1] for line in lines] == ["students", "deadline", "handout", "collect",
+                                                    "grade", "feedback"]
+    said = {}
+    for line in lines:
+        done = subprocess.run(["bash", "-c", line], cwd=course, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-2000:])
+        assert "Warning" not in done.stderr, (line, done.stderr[-2000:])   # e.g. SAWarning
+        said[line.split()[1]] = done.stdout
+        if line.split()[1] == "handout":   # the students' part
+            for student in ("ada", "bob"):
+                _student(student, course, exchange, homes, "fetch", "bayes")
+            path = homes / "ada" / "bayes" / "bayes.ipynb"
+            source = nbformat.read(course / "solutions" / "bayes" / "bayes.ipynb", as_version=4)
+            nbformat.write(assemble.solved(nbformat.read(path, as_version=4), source), path)
+            _student("ada", course, exchange, homes, "submit", "bayes")
+    assert "ada" in said["collect"] and "bob" not in said["collect"].split("(")[1]
+    rows = {r["student"]: r for r in csv.DictReader(io.StringIO(
+        (course / "build" / "grading" / "bayes" / "grades.csv").read_text()))}
+    assert rows["ada"]["total"] == rows["ada"]["max"] and float(rows["ada"]["max"]) > 0, rows
+    assert rows["bob"]["total"] == "0" and "nothing submitted" in rows["bob"]["reasons"]
+    _student("ada", course, exchange, homes, "fetch_feedback", "bayes")
+    assert list((homes / "ada" / "bayes" / "feedback").rglob("bayes.html"))

@@ -25,7 +25,7 @@ import pytest
 
 from course_grading import course as course_dir
 from course_grading.check import assemble, cells, reading
-from course_grading.grade import assignments, batch, export
+from course_grading.grade import assignments, batch, export, roster
 import redteam
 
 pytestmark = [
@@ -114,6 +114,7 @@ def graded(course: Path, assignment: str, tmp_path_factory) -> dict:
             assert part in target, f"the release of {notebook} has no cell with grade_id {part!r}"
             target[part].source = solution_cells(source)[part].source
             write_submission(inbox, f"only-{part}", notebooks)
+        roster.add(course, [p.name for p in inbox.iterdir() if p.is_dir()])   # the class
         _graded[assignment] = batch.grade(assignment, inbox, course, progress=False)
     return _graded[assignment]
 

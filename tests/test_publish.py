@@ -221,10 +221,26 @@ ANSWER = ["def posterior_mean_var(y, theta, tau2, sigma2):",
           "return v * (theta / tau2 + y.sum(-1) / sigma2), torch.tensor(v)"]
 
 
+# what nbgrader's JupyterLab extension offers a student, and what only the instructor gets
+STUDENT_TOOLS = ["nbgrader:open-assignment-list"]
+INSTRUCTOR_TOOLS = ["nbgrader:open-formgrader", "nbgrader:open-formgrader-local",
+                    "nbgrader:open-course-list", "nbgrader:open-create-assignment"]
+NEWS = "@jupyterlab/apputils-extension:announcements"
+
+
+def _as_make_lab(edition: Path) -> dict:
+    """The Jupyter paths of the edition's `make lab` (its jupyter_config/ first) on a venv where
+    pip installed JupyterLab and nbgrader (here: the borrowed dependencies' share/ and etc/)."""
+    makefile = (edition / "Makefile").read_text()
+    assert "export JUPYTER_CONFIG_PATH := $(CURDIR)/jupyter_config" in makefile
+    prefix = Path(sys.prefix)
+    return {"JUPYTER_CONFIG_PATH": f"{edition / 'jupyter_config'}:{prefix / 'etc' / 'jupyter'}",
+            "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+
+
 def _lab_settings(settings: Path) -> None:
-    """No news pop-up over the screenshots; every cell in the page (no windowing)."""
-    for name, value in {"apputils-extension/notification": {"fetchNews": "false"},
-                        "notebook-extension/tracker": {"windowingMode": "none"}}.items():
+    """Every cell in the page (no windowing), for the screenshots."""
+    for name, value in {"notebook-extension/tracker": {"windowingMode": "none"}}.items():
         path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
@@ -271,12 +287,22 @@ def test_a_students_work_in_jupyterlab(installed, tmp_path):
     out, bin_ = installed
     _untouched(out, "bayes")
     env = jupyter_env(tmp_path / "jupyter", f"{bin_}:{os.environ['PATH']}")
+    env.update(_as_make_lab(out))
     _lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
     argv = [str(bin_ / "python"), "-m", "jupyterlab", f"--ServerApp.root_dir={out}",
             "--LabApp.expose_app_in_browser=True"]   # window.jupyterapp, to run commands
     LAB_SHOTS.mkdir(parents=True, exist_ok=True)
     with jupyter_server(argv, out, env, tmp_path / "lab.log") as url, \
             chromium(tmp_path / "profile") as driver:
+        driver.get(f"{url}/lab/tree/assignments/bayes/bayes.ipynb?token={TOKEN}")
+        _idle(driver)
+        tools = {c: driver.execute_script(f"return jupyterapp.commands.hasCommand('{c}')")
+                 for c in STUDENT_TOOLS + INSTRUCTOR_TOOLS}
+        assert tools == {c: c in STUDENT_TOOLS for c in tools}, tools
+        assert not driver.execute_script(f"return jupyterapp.hasPlugin('{NEWS}')")
+        assert "Formgrader" not in driver.page_source and "Create Assignment" not in driver.page_source
+        driver.get(f"{url}/formgrader?token={TOKEN}")
+        assert "Manage Assignments" not in driver.page_source
         driver.get(f"{url}/lab/tree/assignments/bayes/bayes.ipynb?token={TOKEN}")
         _idle(driver)
         run_all = "return jupyterapp.commands.execute('notebook:run-all-cells')"
@@ -357,3 +383,58 @@ def test_check_sees_answers_in_the_released_file_itself():
     answer.source = "def gaussian_entropy(var):\n    return 0.0"
     rows = {row["part"]: row["answered"] for row in score.part_status(edited, edited)}
     assert rows["gaussian_entropy"] and not rows["posterior_mean_var"]
+
+
+def test_no_released_test_cell_echoes_a_value():
+    """Checks that no test cell of any release ends in a bare expression (a hidden-test
+    placeholder that is only a docstring would print it when run)."""
+    import ast
+
+    for path in sorted((REPO / "assignments").glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                body = ast.parse(cell.source).body
+                assert not (body and isinstance(body[-1], ast.Expr)
+                            and isinstance(body[-1].value, ast.Constant)), (path.name, cell.source)
+
+
+@pytest.mark.slow
+def test_a_student_submits_the_folder_they_worked_in(installed, tmp_path):
+    """Checks `course submit bayes` in the installed edition, through an exchange the instructor
+    set up: the untouched assignment is not handed in (exit 2, one line, nothing in the
+    exchange); with one part answered it is, from assignments/bayes/, with the answer and a
+    warning naming the two parts not answered yet; nbgrader's own fetch refuses a second copy."""
+    out, bin_ = installed
+    release = _untouched(out, "bayes")
+    config = (out / "nbgrader_config.py").read_text()
+    course_id = course_dir.load_config(REPO).CourseDirectory.course_id
+    exchange = tmp_path / "exchange"
+    (exchange / course_id / "inbound").mkdir(parents=True)
+    (exchange / course_id / "outbound").mkdir()
+    (exchange / course_id / "outbound" / "bayes").symlink_to(REPO / "assignments" / "bayes")
+    (out / "nbgrader_config.py").write_text(config + f'\nc.Exchange.root = "{exchange}"\n')
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    try:
+        def run(*argv) -> subprocess.CompletedProcess:
+            return subprocess.run([str(bin_ / argv[0]), *argv[1:]], cwd=out, env=env,
+                                  capture_output=True, text=True, timeout=120)
+
+        untouched = run("course", "submit", "bayes")
+        assert untouched.returncode == 2 and "nothing handed in" in untouched.stderr, untouched
+        assert len(untouched.stderr.strip().splitlines()) == 1, untouched.stderr
+        assert not list((exchange / course_id / "inbound").iterdir())
+        notebook = nbformat.read(release, as_version=4)
+        answer = next(c for c in notebook.cells if cells.grade_id(c) == "gaussian_entropy")
+        answer.source = "def gaussian_entropy(var):\n    return 0.5 * torch.log(2 * math.pi * math.e * var)"
+        nbformat.write(notebook, release)
+        handed = run("course", "submit", "bayes")
+        assert handed.returncode == 0, handed
+        assert "not answered yet: posterior_mean_var, empirical_bayes" in handed.stdout
+        [entry] = (exchange / course_id / "inbound").iterdir()
+        assert "+bayes+" in entry.name
+        assert "2 * math.pi * math.e" in (entry / "bayes.ipynb").read_text()
+        fetch = run("python", "-m", "nbgrader", "fetch_assignment", "bayes")
+        assert fetch.returncode != 0 and "already have a copy" in fetch.stdout + fetch.stderr
+    finally:
+        (out / "nbgrader_config.py").write_text(config)

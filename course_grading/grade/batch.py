@@ -36,12 +36,22 @@ from ..kernel.sandbox import Limits, isolation, warm_kernels
 from .journal import Journal
 from .record import backup, lateness, outcome_of, record
 from .assignments import prepared
+from .regrade import Graded, keep_hand_grades, lowered, submission_digest, written_answers
+from .roster import students as roster
 from .report import write_report
 from .workers import failed, worker
 
 
 class Untrusted(RuntimeError):
     """Grading refused: no isolation on this machine and the submissions are not trusted."""
+
+
+class NotOnRoster(ValueError):
+    """Grading refused: no folder of the batch belongs to a student on the roster."""
+
+
+OFF_ROSTER = ("not on the roster: nothing recorded (`course students add {student}` puts them "
+              "on it; then grade again)")
 
 
 def hidden_paths(course_root: Path, extra=()) -> list[Path]:
@@ -57,7 +67,7 @@ def hidden_paths(course_root: Path, extra=()) -> list[Path]:
 def grade(assignment: str, submitted: Path | str, course_root: Path | str = course.REPO,
           workers: int | None = None, limits: Limits = Limits(), progress: bool = True,
           env: dict | None = None, mode: str | None = None, scheduler: str | None = None,
-          cluster: str | None = None, trust: bool = False) -> dict:
+          cluster: str | None = None, trust: bool = False, force: bool = False) -> dict:
     """Grade every submission of ``assignment`` under ``submitted``; see the module docstring.
 
     Args:
@@ -69,10 +79,16 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
         mode: ``"namespaces"`` or ``"process"`` (default: the best this machine allows).
         trust: grade in ``"process"`` mode (no isolation) all the same; without it, a machine
             without namespaces refuses (:class:`Untrusted`) before anything is written.
+        force: record a result of an unchanged submission that lowers a recorded score
+            (:mod:`.regrade`); without it that student is not graded and keeps the grade.
+
+    Only students on the roster (:mod:`.roster`) are graded; another folder is listed as not
+    graded, and a batch with no student of the roster is refused (:class:`NotOnRoster`).
 
     Raises (before anything is written): Untrusted, FileNotFoundError (no such assignment or
     folder), ValueError (a bad ``cluster`` or ``workers``), ConnectionError (no scheduler at
-    ``scheduler``), MachineNotReady (a data set the assignment needs is missing here).
+    ``scheduler``), MachineNotReady (a data set the assignment needs is missing here),
+    NotOnRoster.
 
     Returns:
         the report (also written to ``build/grading/<assignment>/report.json``).
@@ -103,6 +119,13 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     if missing:
         raise MachineNotReady(f"nothing was graded or written: this machine cannot run "
                               f"{assignment}.\n{missing}")
+    on_roster = set(roster(course_root))
+    not_graded = {s: OFF_ROSTER.format(student=s) for s in students if s not in on_roster}
+    if students and len(not_graded) == len(students):
+        raise NotOnRoster(f"nothing was graded: no student of {submitted} is on the roster "
+                          f"({', '.join(list(students)[:5])}{', …' if len(students) > 5 else ''}"
+                          "); add the class with `course students add NAME ...`")
+    students = {s: folder for s, folder in students.items() if s not in not_graded}
     backup(course_root, assignment)     # before anything of this batch is written
     prepared(course_root, assignment)   # the gradebook learns the source cells
     notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
@@ -129,7 +152,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     # one long notebook while the other workers sit idle
     todo = {job["student"]: job for job in sorted(jobs, key=_size, reverse=True)
             if earlier[job["student"]] is None}
-    not_graded: dict[str, str] = {}
+    graded = Graded(course_root, assignment)
     try:
         with finishing(list(todo.values()), timeout, workers, scheduler, cluster,
                        scratch) as finished:
@@ -137,13 +160,26 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
             resumed = f"; {len(results)} recorded before, not graded again" if results else ""
             for result in tqdm(finished, total=len(todo), disable=not progress,
                                desc=f"grading {assignment} ({where}{resumed})"):
+                student = result["student"]
                 if result.get("not_graded"):   # the grader's fault: nothing recorded
-                    not_graded[result["student"]] = result["not_graded"]
+                    not_graded[student] = result["not_graded"] + " (the grader's fault: " \
+                        "no score was recorded; grade this student again)"
+                    continue
+                digest = submission_digest(todo[student]["folder"])
+                lower = None if force else lowered(course_root, assignment, result, graded,
+                                                    digest)
+                if lower:   # a re-grade that would lose points: the recorded grade stands
+                    not_graded[student] = lower
                     continue
                 results.append(result)   # recorded while the others still run
                 record(course_root, assignment, [result], [outcome_of(result, points)])
                 lateness(course_root, assignment, result)
-                journal.add(todo[result["student"]], result)
+                answers = written_answers(result)
+                notes = keep_hand_grades(course_root, assignment, student,
+                                         graded.answers(student), answers)
+                next(iter(result["notebooks"].values()))["notes"].extend(notes)
+                graded.add(student, digest, answers)
+                journal.add(todo[student], result)
         results.sort(key=lambda r: r["student"])
         outcomes = [outcome_of(r, points) for r in results]
         report = write_report(course_root, assignment, outcomes, points, mode, workers,

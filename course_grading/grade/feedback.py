@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 from ..check.assemble import _copy
 from ..check.cells import grade_id, has_hidden_tests, hidden_part, is_locked
@@ -168,7 +171,10 @@ def feedback_html(executed, release, outcome, source=None) -> str:
     line of its hidden tests survives anywhere on the page (notes included)."""
     rows = "".join(f"<tr><td>{html.escape(part)}</td><td>{score:g}</td></tr>"
                    for part, score in outcome.parts.items())
-    notes = "".join(f"<li>{html.escape(r)}</li>" for r in outcome.reasons + outcome.tampering)
+    pending = [f"{gid} is still to be graded by a person: its points (0 until then) and the "
+               "total may change" for gid in outcome.needs_manual]
+    notes = "".join(f"<li>{html.escape(r)}</li>"
+                    for r in pending + outcome.reasons + outcome.tampering)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
              f"{html.escape(outcome.student)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>Feedback for {html.escape(outcome.student)}</h1>",
@@ -186,3 +192,27 @@ def feedback_html(executed, release, outcome, source=None) -> str:
     for line in sorted(lines, key=len, reverse=True):   # by construction, whatever the path
         page = page.replace(html.escape(line), "[hidden test code removed]")
     return page
+
+
+
+class StudentView(Preprocessor):
+    """nbgrader's own feedback (the Formgrader's *Generate Feedback*, ``nbgrader
+    generate_feedback``) as a student may see it: each autograded notebook goes through
+    :func:`student_view` (hidden tests shown as passed or failed, never their code or
+    traceback; outputs that show hidden test lines removed) and :func:`inert` before nbgrader
+    renders it (Markdown and math as in JupyterLab). ``nbgrader_config.py`` puts it first in
+    ``GenerateFeedback.preprocessors``."""
+    enabled = Bool(True)
+
+    def preprocess(self, nb, resources):
+        from .. import course
+
+        info = resources["nbgrader"]
+        root = Path.cwd()   # nbgrader converts from the course directory
+        name = f"{info['notebook']}.ipynb"
+        release = nbformat.read(course.folder(root, "release", info["assignment"]) / name,
+                                as_version=4)
+        source = nbformat.read(course.folder(root, "source", info["assignment"]) / name,
+                               as_version=4)
+        lines = hidden_lines(release, source) - own_lines(nb)
+        return inert(student_view(nb, release, lines)), resources

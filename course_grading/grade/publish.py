@@ -4,7 +4,9 @@ This repository is the instructor's: ``solutions/`` holds every answer and every
 Students get a copy without them: the lecture notebooks, the student release of every
 assignment, ``course_lib``, ``course_grading`` without ``grade/`` (``course check`` runs
 ``check/`` and ``kernel/``), the install files, the JupyterLab screenshots of ``docs/``, and a
-README, Makefile and nbgrader configuration of their own (``grade/student_edition/``). Nothing
+README, Makefile and nbgrader configuration of their own (``grade/student_edition/``), and a
+JupyterLab configuration without the instructor's tools (``jupyter_config/``: no Formgrader,
+Course List, Create Assignment or Validate, no news pop-up; ``make lab`` uses it). Nothing
 else is copied: no ``solutions/``, no gradebook, no tests, no class grading (``grade/``), no
 book or measurements (``course_site``).
 
@@ -92,8 +94,11 @@ def publish(out: Path | str, repo: Path = course.REPO) -> list[Path]:
     (out / "nbgrader_config.py").write_text(
         (TEMPLATES / "nbgrader_config.py").read_text().replace("{course_id}", course_id))
     for name, target in (("README.md", "README.md"), ("Makefile", "Makefile"),
-                         ("gitignore", ".gitignore")):
+                         ("gitignore", ".gitignore"),
+                         ("assignments_nbgrader_config.py", "assignments/nbgrader_config.py")):
         shutil.copy2(TEMPLATES / name, out / target)
+    # JupyterLab with the student's tools only (`make lab` points JUPYTER_CONFIG_PATH here)
+    shutil.copytree(TEMPLATES / "jupyter_config", out / "jupyter_config", ignore=_JUNK)
     (out / MARKER).write_text("The student edition of the course, written by `course publish`;"
                               " publishing again replaces everything here but .git.\n")
     return sorted(p.relative_to(out) for p in out.rglob("*")

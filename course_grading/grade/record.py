@@ -181,7 +181,7 @@ NOTHING_SUBMITTED = "nothing submitted: on the roster, with no submission in the
 
 
 def missing(course_root: Path, assignment: str, graded: set[str]) -> list[str]:
-    """Students of the gradebook's roster (``nbgrader db student add``) who have no submission
+    """Students of the gradebook's roster (``course students add``) who have no submission
     of ``assignment``, neither in this batch nor graded before."""
     with course.gradebook(course_root) as gradebook:
         submitted = {s.student.id for s in gradebook.assignment_submissions(assignment)} \

@@ -83,8 +83,7 @@ def summary(report: dict) -> str:
         lines.append(f"  grades.csv keeps the rows of {report['kept']} student(s) graded by "
                      "earlier runs")
     for student, why in sorted(report.get("not_graded", {}).items()):
-        lines.append(f"  NOT GRADED {student}: {why} (the grader's fault: no score was "
-                     "recorded; grade this student again)")
+        lines.append(f"  NOT GRADED {student}: {why}")
     if report.get("missing"):
         lines.append(f"  nothing submitted (0 in the CSV): {', '.join(report['missing'])}")
     lines.append(f"  grades: {report['csv']}")
