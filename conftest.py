@@ -30,7 +30,8 @@ os.environ.setdefault("COURSE_BUDGET", "quick")
 # the files that take longest in a fresh clone's `make test` (CI log of 8a60525), longest first
 LONGEST = ["tests/test_grading.py", "tests/test_redteam.py", "tests/test_cluster.py",
            "notebooks/05_maml.ipynb", "notebooks/06_prototypical_networks.ipynb",
-           "tests/test_autograder.py", "tests/test_book.py", "tests/test_publish.py",
+           "tests/test_autograder.py", "tests/test_exchange.py", "tests/test_book.py",
+           "tests/test_publish.py", "tests/test_regrade.py",
            "notebooks/02_multi_task_learning.ipynb", "notebooks/07_continual_learning.ipynb",
            "notebooks/01b_what_transfers.ipynb", "notebooks/01c_transfer_taxonomy.ipynb",
            "notebooks/01a_transfer_learning.ipynb"]
