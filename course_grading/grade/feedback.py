@@ -162,10 +162,20 @@ def _image(text, kind: str = "image/png") -> str | None:
     return base64.b64encode(raw).decode("ascii") if raw.startswith(_MAGIC[kind]) else None
 
 
+def _markdown(text: str) -> str:
+    """A markdown cell as HTML: headings, lists, tables, code; raw HTML escaped and harmful
+    links dropped (mistune's escaping renderer), so nothing on the page runs; math stays as
+    its TeX source (no script typesets it)."""
+    import mistune
+
+    return mistune.create_markdown(escape=True, plugins=["table", "math", "strikethrough"])(text)
+
+
 def feedback_html(executed, release, outcome, source=None) -> str:
     """Per-student feedback (``outcome``: :class:`~.record.Outcome`), one self-contained HTML
     page: points per part, the reasons and
-    findings, then every cell of the graded notebook as the student may see it
+    findings, then every cell of the graded notebook as the student may see it (markdown
+    rendered, :func:`_markdown`)
     (:func:`student_view`). Plain HTML: nbconvert's exporter costs most of a second per
     notebook, which a class of hundreds pays on every grading run. Given the ``source``, no
     line of its hidden tests survives anywhere on the page (notes included)."""
@@ -187,7 +197,7 @@ def feedback_html(executed, release, outcome, source=None) -> str:
             parts.append(f"<pre>{html.escape(cell.source)}</pre>")
             parts += [_output_html(o) for o in cell.outputs]
         else:
-            parts.append(f"<div><pre style='background:none'>{html.escape(cell.source)}</pre></div>")
+            parts.append(f"<div class=md>{_markdown(cell.source)}</div>")
     page = "\n".join(parts + ["</body></html>"])
     for line in sorted(lines, key=len, reverse=True):   # by construction, whatever the path
         page = page.replace(html.escape(line), "[hidden test code removed]")
