@@ -182,7 +182,7 @@ def grade(args) -> int:
                               cluster=args.cluster, env={"COURSE_BUDGET": args.budget},
                               trust=args.trust_submissions, force=args.force)
     except (FileNotFoundError, ConnectionError, batch.Untrusted,   # an unknown
-            batch.NotOnRoster) as error:
+            batch.NotOnRoster, PermissionError) as error:
         print(f"course grade: {error}", file=sys.stderr)   # assignment or folder, no scheduler
         return 2                                           # there, no isolation
     except batch.MachineNotReady as error:   # the machine's fault: no student scored

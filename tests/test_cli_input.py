@@ -64,3 +64,34 @@ def test_bad_options_are_refused_before_anything_runs(argv, says, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in last and says in last, last
     assert _state() == before
+
+
+def test_a_read_only_grading_folder_is_said_before_anything_is_written(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Checks `course grade` in a course whose build/grading/bayes is read-only: exit 2, one
+    line naming the folder, and the gradebook byte-identical (nothing recorded, no backup)."""
+    import shutil
+
+    from course_grading.grade import roster
+
+    root = tmp_path / "course"
+    (root / "solutions").mkdir(parents=True)
+    shutil.copy(course.REPO / course.CONFIG_FILE, root)
+    for kind in ("solutions", "assignments"):
+        shutil.copytree(course.REPO / kind / "bayes", root / kind / "bayes")
+    roster.add(root, ["ada"])
+    (tmp_path / "inbox" / "ada").mkdir(parents=True)
+    shutil.copy(root / "assignments" / "bayes" / "bayes.ipynb", tmp_path / "inbox" / "ada")
+    folder = root / "build" / "grading" / "bayes"
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)
+    gradebook = (root / "gradebook.db").read_bytes()
+    monkeypatch.chdir(root)   # the course directory the command works on
+    try:
+        assert cli.main(["grade", "bayes", str(tmp_path / "inbox"), "--trust-submissions"]) == 2
+    finally:
+        folder.chmod(0o755)
+    err = capsys.readouterr().err.strip()
+    assert "is read-only" in err and str(folder) in err and len(err.splitlines()) == 1, err
+    assert (root / "gradebook.db").read_bytes() == gradebook
+    assert list(folder.iterdir()) == []

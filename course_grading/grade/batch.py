@@ -88,7 +88,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     Raises (before anything is written): Untrusted, FileNotFoundError (no such assignment or
     folder), ValueError (a bad ``cluster`` or ``workers``), ConnectionError (no scheduler at
     ``scheduler``), MachineNotReady (a data set the assignment needs is missing here),
-    NotOnRoster.
+    NotOnRoster, PermissionError (``build/grading/<assignment>`` cannot be written).
 
     Returns:
         the report (also written to ``build/grading/<assignment>/report.json``).
@@ -126,6 +126,7 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
                           f"({', '.join(list(students)[:5])}{', …' if len(students) > 5 else ''}"
                           "); add the class with `course students add NAME ...`")
     students = {s: folder for s, folder in students.items() if s not in not_graded}
+    writable(course_root / "build" / "grading" / assignment)   # said before anything is written
     backup(course_root, assignment)     # before anything of this batch is written
     prepared(course_root, assignment)   # the gradebook learns the source cells
     notebooks = {p.stem: {"release": str(release_dir / p.name), "source": str(p)}
@@ -189,6 +190,21 @@ def grade(assignment: str, submitted: Path | str, course_root: Path | str = cour
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+def writable(folder: Path) -> None:
+    """Make ``folder`` (where the CSV, report and backups go) or say, before anything is written,
+    that it cannot be written (PermissionError). The owner's write bit decides, not
+    ``os.access``, which is always true for root."""
+    import stat
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(f"cannot make {folder}: {error.strerror or error}") from None
+    if not folder.stat().st_mode & stat.S_IWUSR:
+        raise PermissionError(f"{folder} is read-only: nothing was graded; make it writable "
+                              "(chmod u+w) and grade again")
 
 
 def _size(job: dict) -> int:
