@@ -60,11 +60,9 @@ def check(assignment: str, notebook: str | None = None, course_root: Path | None
           limits: Limits = Limits()) -> int:
     course_root = course_root or course.root()
     release_dir = course.folder(course_root, "release", assignment)
-    if not release_dir.is_dir():
-        known = sorted(p.name for p in release_dir.parent.iterdir() if p.is_dir()) \
-            if release_dir.parent.is_dir() else []
-        print(f"course check: no assignment {assignment!r}; the assignments are: "
-              f"{', '.join(known)}", file=sys.stderr)
+    unknown = course.unreleased(course_root, assignment)
+    if unknown:
+        print(f"course check: {unknown}", file=sys.stderr)
         return 2
     path = Path(notebook) if notebook else release_dir / f"{assignment}.ipynb"
     release_path = release_dir / path.name

@@ -96,6 +96,16 @@ def folder(course_root: Path | str, kind: str, assignment: str = "") -> Path:
     return Path(course_root) / name / assignment
 
 
+def unreleased(course_root: Path | str, assignment: str) -> str | None:
+    """None when ``assignment`` has a release here; else the line that says so and names the
+    released assignments (what every ``course`` subcommand prints for an unknown name)."""
+    release = folder(course_root, "release")
+    if (release / assignment).is_dir():
+        return None
+    known = sorted(p.name for p in release.iterdir() if p.is_dir()) if release.is_dir() else []
+    return f"no assignment {assignment!r}; the assignments are: {', '.join(known)}"
+
+
 def check_result(result: dict, what: str) -> None:
     if not result.get("success"):
         raise GradingError(f"{what} failed:\n{result.get('error') or result.get('log', '')}")

@@ -43,10 +43,9 @@ def submit(course_root: Path, assignment: str, anyway: bool = False) -> tuple[li
     from nbgrader.exchange.default import ExchangeSubmit
 
     folder = course.folder(course_root, "release", assignment)
-    if not folder.is_dir():
-        known = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) \
-            if folder.parent.is_dir() else []
-        raise HandInError(f"no assignment {assignment!r}; the assignments are: {', '.join(known)}")
+    unknown = course.unreleased(course_root, assignment)
+    if unknown:
+        raise HandInError(unknown)
     answered, blank = [], []
     for path in sorted(folder.glob("*.ipynb")):
         try:

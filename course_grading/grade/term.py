@@ -17,9 +17,9 @@ class TermError(ValueError):
 
 
 def _known(course_root: Path, assignment: str) -> None:
-    if not course.folder(course_root, "release", assignment).is_dir():
-        known = course.source_assignments(course_root)
-        raise TermError(f"no assignment {assignment!r}; the assignments are: {', '.join(known)}")
+    unknown = course.unreleased(course_root, assignment)
+    if unknown:
+        raise TermError(unknown)
 
 
 def _exchange(course_root: Path) -> Path:
