@@ -56,8 +56,7 @@ def submit(course_root: Path, assignment: str, anyway: bool = False) -> tuple[li
     if not answered and not anyway:
         raise HandInError(f"nothing handed in: no part of {assignment} is answered in "
                           f"{folder} as saved (save the notebook first: Ctrl+S); to hand it in "
-                          "as it is, run `course submit {assignment} --anyway`".replace(
-                              "{assignment}", assignment))
+                          f"as it is, run `course submit {assignment} --anyway`")
     config = course.load_config(course_root)
     config.CourseDirectory.assignment_id = assignment
     config.Exchange.assignment_dir = str(folder.parent)
