@@ -237,11 +237,11 @@ def _mnist_root(name: str) -> Path:
 
 
 def _load_mnist_like(name: str, train: bool) -> ImageSet:
-    from torchvision import datasets
-
     folder, _, title = _MNIST_LIKE[name]
 
-    def build():
+    def build():   # torchvision only on a cache miss: its import alone takes a second
+        from torchvision import datasets
+
         root = _mnist_root(name)
         try:
             ds = getattr(datasets, folder)(str(root), train=train, download=True)

@@ -306,14 +306,16 @@ def omniglot_steps(budget) -> int:
 
 
 def omniglot(images, budget, steps: int | None = None, val_sampler=None, val_every: int = 0,
-             retrain: bool = False, progress: bool = True, device=None, **changes):
+             val_episodes: int = 100, retrain: bool = False, progress: bool = True, device=None,
+             **changes):
     """θ meta-trained by MAML on ``images`` with the :data:`OMNIGLOT` setting, cached on disk.
 
     Args:
         images: the meta-training classes (e.g. Omniglot's background set with rotations).
         budget: gives the width of the :class:`~course_lib.models.ConvNet`.
         steps: outer steps (default :func:`omniglot_steps`); β is halved for the last third.
-        val_sampler, val_every: meta-validation accuracy (after one inner step) now and then.
+        val_sampler, val_every, val_episodes: meta-validation accuracy (after one inner step)
+            on ``val_episodes`` episodes every ``val_every`` outer steps.
         retrain: train even when the cache holds this model (notebook 05 always trains;
             notebook 06 reuses what 05 trained).
         device: where θ and the episodes live (``None``: the CPU); see ``course_site.paper``.
@@ -338,7 +340,7 @@ def omniglot(images, budget, steps: int | None = None, val_sampler=None, val_eve
         return meta_train(model, sampler, steps, setting["alpha"], setting["beta"],
                           setting["inner_steps"], setting["meta_batch"], setting["first_order"],
                           decay_every=max(2 * steps // 3, 1), val_sampler=val_sampler,
-                          val_every=val_every, val_episodes=100, progress=progress,
+                          val_every=val_every, val_episodes=val_episodes, progress=progress,
                           desc=f"MAML, α = {setting['alpha']}, {setting['inner_steps']} step(s)")[0]
 
     return model, cached(model, key, train, retrain), setting

@@ -6,13 +6,14 @@ recorded score and, where it tampers, an expected finding. The batch is graded
 
 1. once with every attacker's *honest* version (full solutions), then with the attacks:
    no grade may be stale;
-2. twice with the attacks: identical CSVs;
-3. once with the controls alone: the controls' rows are byte-identical to (2).
+2. once with the controls alone: the controls' rows are byte-identical to (1).
 
 Figures asserted: 0 batch crashes, 0 lost or stale grades, tampering detected k/k with 0
-false alarms on controls, controls identical with and without attackers, identical scores over
-2 runs (and the Dask cluster tests grade the same class three more times), no hidden-test
-text in any student-facing file.
+false alarms on controls, controls identical with and without attackers, no hidden-test text
+in any student-facing file. (That grading the same class again gives the same bytes is
+``tests/test_cluster.py``'s figure: it grades the attackers whose outcome could vary from run
+to run -- time, memory, processes, floods, random output -- and honest students locally and
+on a Dask cluster, twice more.)
 """
 from __future__ import annotations
 
@@ -265,7 +266,7 @@ def graded(course, tmp_path_factory):
     first, _ = run_batch(course, inbox)
     write_class(inbox, {**attack, **control})
     neighbour = hashlib.sha256(Path(sensitive["neighbour"]).read_bytes()).hexdigest()
-    runs = [run_batch(course, inbox) for _ in range(2)]
+    runs = [run_batch(course, inbox)]
     if isolation() == "namespaces":
         assert hashlib.sha256(Path(sensitive["neighbour"]).read_bytes()).hexdigest() == neighbour
     write_class(inbox, control)
@@ -348,12 +349,6 @@ def test_a_later_batch_keeps_the_earlier_students_rows(graded):
     assert all(after[student] == before[student] for student in graded["attack"])
     assert graded["alone"][0]["kept"] == len(graded["attack"])
     assert graded["runs"][-1][0]["kept"] == 0
-
-
-def test_identical_over_two_runs(graded):
-    """Checks that two gradings of the same batch give byte-identical CSVs."""
-    texts = [text for _, text in graded["runs"]]
-    assert len(texts) == 2 and texts[0] == texts[1]
 
 
 def test_feedback_has_no_hidden_tests(graded, course):

@@ -2,11 +2,13 @@
 
 (a) the committed ``assignments/`` is exactly what ``generate_assignment`` makes of
     ``solutions/``; (b) the solutions, among cells of everyday notebook code, score full marks
-    with nothing listed, and every cell of them runs without an error; (c) the untouched release scores 0; (d) a submission that solves exactly one part
-scores exactly that part's points, so the parts are independent. A part that a person grades
-(a written answer: a cell that is both a solution and a grade cell) scores 0 when autograded;
-answered, it must be flagged for manual grading instead; (e) graded by hand in nbgrader's
-Formgrader (in headless Chromium), its points and comment reach both exports and the feedback.
+    with nothing listed, and every cell of them runs without an error; (c) the untouched release
+    scores 0 in nbgrader's own ``autograde`` (one assignment; in every assignment a part nobody
+    solved scores 0 in (d)); (d) a submission that solves exactly one part scores exactly that
+    part's points, so the parts are independent. A part that a person grades (a written answer:
+    a cell that is both a solution and a grade cell) scores 0 when autograded; answered, it must
+    be flagged for manual grading instead; (e) graded by hand in nbgrader's Formgrader (in
+    headless Chromium), its points and comment reach both exports and the feedback.
 
 Each assignment's class (the solution and one submission per part) is graded in one batch by
 ``course grade`` (:func:`course_grading.grader.grade`, parallel sandboxes), so each notebook
@@ -204,10 +206,14 @@ def test_solutions_score_full_marks_among_everyday_code(course, assignment, tmp_
         assert error_cells(nbformat.read(path, as_version=4)) == [], path.name
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_release_scores_zero(course, assignment):
+def test_untouched_release_scores_zero(course):
     """Checks that the student release, submitted as it is, gets no point from nbgrader's own
-    autograde (the round trip through nbgrader alone), and no written part goes to a person."""
+    autograde (the round trip through nbgrader alone), and no written part goes to a person.
+    Once, on the assignment with a written part: that a part nobody solved scores 0 in every
+    assignment is shown by ``course grade`` on the only-<part> students (each part is unsolved
+    in all of them but its own; test_each_part_scores_alone)."""
+    assignment = "black_box"
+    assert manual_parts(assignment)
     assignments.submit(course, assignment, "untouched", release_notebooks(course, assignment))
     assert assignments.autograde(course, assignment, "untouched") == expected_scores(assignment, set())
     assert flagged_for_manual_grading(course, assignment, "untouched") == set(), (

@@ -3,7 +3,8 @@ and forks a sandboxed kernel for each notebook.
 
 A kernel started from nothing pays an interpreter, IPython and, for every assignment, torch:
 about 2 s of CPU per notebook, most of a short notebook's grading and a third of the test
-suite. ``course grade`` (namespaces only, local workers) starts :func:`serve` once per batch
+suite; then its first optimizer imports ``torch._dynamo`` (1 s more) and its first plot
+matplotlib. ``course grade`` (namespaces only, local workers) starts :func:`serve` once per batch
 (:func:`course_grading.kernel.sandbox.warm_kernels`); a kernel spec whose command is
 :data:`~course_grading.kernel.sandbox.CLIENT` asks it for a kernel. Per
 request the server forks a child that
@@ -127,8 +128,10 @@ def serve(path: str, with_torch: bool) -> None:
 
     import course_grading.kernel.guard  # noqa: F401
     if with_torch:
+        import matplotlib.pyplot  # noqa: F401  (MPLBACKEND is Agg here as in every kernel)
         import numpy  # noqa: F401
         import torch  # noqa: F401
+        import torch._dynamo  # noqa: F401  (a first optimizer imports it: a second per kernel)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # the system reaps the children
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     partial = f"{path}.partial"
