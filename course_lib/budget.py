@@ -40,7 +40,7 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget("quick", pretrain_steps=150, finetune_steps=20, meta_steps=50,
+    "quick": Budget("quick", pretrain_steps=100, finetune_steps=20, meta_steps=50,
                     eval_episodes=50, repeats=2, source_classes=200, width=32),
     "default": Budget("default", pretrain_steps=800, finetune_steps=100, meta_steps=2000,
                       eval_episodes=600, repeats=4, source_classes=None, width=32),
