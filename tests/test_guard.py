@@ -109,3 +109,58 @@ def test_trap_keeps_the_closure_of_a_method():
     trap = tripwire.trap_code(Child.f)
     assert trap is not None and trap.co_freevars == Child.f.__code__.co_freevars
     assert "__KEY__" in trap.co_consts
+
+
+# A guard in a process of its own (its audit hook can never be taken off again): course
+# functions (here the standard library's ``statistics``, a protected module) are changed in
+# every way Python offers, then through ctypes, and each check must name and put back each one.
+_CHECKS = r'''
+import ctypes, json, os, statistics, sys, sysconfig, types
+from IPython.core.interactiveshell import InteractiveShell
+from course_grading.kernel import guard
+
+paths = sysconfig.get_paths()
+g = guard.Guard({"secret": "s", "tests": [], "hidden": [], "read_only": [],
+                 "trusted": [paths["stdlib"], paths["purelib"]], "workdir": os.getcwd()})
+sys.addaudithook(g.audit)
+shell = InteractiveShell.instance()
+kernel = types.SimpleNamespace(shell=shell, session=types.SimpleNamespace())
+g.start(kernel)
+before = {n: (getattr(statistics, n).__code__, getattr(statistics, n).__defaults__)
+          for n in ("mean", "fmean", "median")}
+fake = (lambda *args, **kwargs: 0).__code__
+report = {"quiet": g.check(kernel), "raw before": g.raw_memory}
+statistics.mean.__code__ = fake
+del statistics.fmean.__defaults__
+report["python"] = g.check(kernel)
+median = statistics.median
+# find func_code's offset by reading the function's memory, then point it at the fake
+offset = next(k * 8 for k in range(2, 16)
+              if ctypes.c_void_p.from_address(id(median) + k * 8).value == id(median.__code__))
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(fake))
+ctypes.c_void_p.from_address(id(median) + offset).value = id(fake)
+report["ctypes"] = [median.__code__ is fake, g.raw_memory, g.check(kernel)]
+report["restored"] = all((getattr(statistics, n).__code__, getattr(statistics, n).__defaults__)
+                         == before[n] for n in before)
+print(json.dumps(report))
+'''
+
+
+def test_check_puts_back_every_changed_function(tmp_path):
+    """Checks that the guard's check names and puts back a course function whose code was
+    assigned, whose defaults were deleted, and whose code was swapped through ctypes (no audit
+    event for the write itself: the check then compares every watched function)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _CHECKS], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["quiet"] == [] and report["raw before"] is False, report
+    assert sorted(report["python"]) == ["statistics.fmean's code was changed",
+                                        "statistics.mean's code was changed"], report
+    swapped, raw, changed = report["ctypes"]
+    assert swapped and raw and changed == ["statistics.median's code was changed"], report
+    assert report["restored"], report

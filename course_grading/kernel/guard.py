@@ -51,6 +51,8 @@ import json
 import os
 import sys
 import types
+from itertools import repeat
+from operator import is_not
 
 from . import plain, tripwire
 
@@ -65,6 +67,7 @@ _PATH_EVENTS = {"os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chown", "o
                 "shutil.copyfile", "shutil.copytree", "os.mkdir", "os.chflags"}
 _TARGET_ONLY = {"shutil.copyfile", "shutil.copytree", "os.link", "os.symlink"}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_ASSIGNING = ("object.__setattr__", "object.__delattr__")
 _INTROSPECTION = ("inspect.py", "traceback.py", "linecache.py")
 _PROTECTED = ("course_lib", "torch", "numpy", "math", "operator", "functools", "itertools",
               "random", "collections", "copy", "threading", "builtins", "gymnasium", "statistics")
@@ -119,7 +122,10 @@ class Guard:
         self.watch: dict[int, tuple[str, object, dict]] = {}
         self.lists: dict[str, tuple[list, list]] = {}
         self.modules: dict[str, object] = {}
+        self._others: set[str] = set()            # loaded modules of no protected package
         self.functions: dict[int, tuple] = {}     # id -> (function, code, defaults, kwdefaults)
+        self.written: set[int] = set()            # ids of functions assigned to since check
+        self.raw_memory = False                   # ctypes was used: memory may change unaudited
         self.bound: dict[str, object] = {}        # names the read-only cells bound
         self.threads: set[int] = set()
         self.armed: list[tuple] = []
@@ -175,6 +181,11 @@ class Guard:
 
     # ------------------------------------------------------------------ the audit hook
     def audit(self, event_name: str, args: tuple) -> None:
+        if event_name in _ASSIGNING and type(args[0]) is types.FunctionType:
+            self.written.add(id(args[0]))   # even while busy (a thread of the student's)
+        elif self.started and event_name.startswith("ctypes.") and \
+                not event_name.startswith(("ctypes.dlopen", "ctypes.dlsym")):
+            self.raw_memory = True   # a pointer made or a C function called: not just loading
         if self.busy or not (event_name in _BLOCKED or event_name in _PATH_EVENTS
                              or event_name == "open" or event_name.startswith("ctypes.")):
             return
@@ -281,8 +292,12 @@ class Guard:
         """Watch newly imported course and library modules: their attributes, their classes'
         (the course's and those in ``_CLASSES``) and their functions' code and defaults.
         A module the student put into ``sys.modules`` under a library's name is removed."""
-        for name, module in list(sys.modules.items()):
-            if name in self.modules or module is None or name.split(".")[0] not in _PROTECTED:
+        new = sys.modules.keys() - self.modules.keys() - self._others
+        for name, module in list(sys.modules.items()) if new else ():
+            if name not in new or module is None:
+                continue
+            if name.split(".")[0] not in _PROTECTED:
+                self._others.add(name)
                 continue
             if self._fake(module):
                 sys.modules.pop(name, None)   # a fake: the real one is imported when asked
@@ -387,6 +402,9 @@ class Guard:
                 sys.modules[name] = module
         for label, obj, before in list(self.watch.values()):
             now = vars(obj)
+            if len(now) == len(before) and not any(
+                    map(is_not, map(now.get, before, repeat(_MISSING)), before.values())):
+                continue   # the same keys, each bound to the same object (read in C: quick)
             keys = [k for k, v in before.items() if now.get(k, _MISSING) is not v]
             if len(now) != len(before) - sum(k not in now for k in keys):
                 keys += [k for k in now if k not in before]
@@ -403,7 +421,7 @@ class Guard:
                 what = "removed" if new is _MISSING else "replaced" if old is not _MISSING else "added"
                 changed.append(f"{label}.{key} was {what}")
                 self._put_back(obj, key, old)
-        for function, code, defaults, kwdefaults in self.functions.values():
+        for function, code, defaults, kwdefaults in self._changed_functions():
             if function.__code__ is not code or function.__defaults__ is not defaults or \
                     function.__kwdefaults__ is not kwdefaults:
                 changed.append(f"{function.__module__}.{function.__qualname__}'s code was changed")
@@ -452,6 +470,17 @@ class Guard:
                 changed.append(f"{name} (bound by a read-only cell) was rebound")
                 namespace[name] = value
         return changed
+
+    def _changed_functions(self) -> list[tuple]:
+        """The entries of ``self.functions`` to compare: those assigned to since the last check
+        (Python sets or deletes a function's ``__code__``, ``__defaults__`` and ``__kwdefaults__``
+        only through setters that raise the ``object.__setattr__`` or ``__delattr__`` audit event), or all of them once
+        ctypes or cffi could have written memory directly. Reading each function's attributes
+        raises an audit event too: ten thousand of them took 20 ms per check."""
+        written, self.written = self.written, set()
+        if self.raw_memory or "_cffi_backend" in sys.modules:
+            return list(self.functions.values())
+        return [self.functions[key] for key in written if key in self.functions]
 
     def _swap_back(self, shell, name: str) -> None:
         lst = self.lists[name][0]

@@ -63,7 +63,7 @@ UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", 
 SOCKET_VARIABLE = "COURSE_WARM_SOCKET"
 SERVER = str(Path(__file__).with_name("warm.py").resolve())
 CLIENT = str(Path(__file__).with_name("warm_client.py").resolve())
-TORCH_FLOOR_MB = 2048   # torch's imports hold some 750 MB of data memory
+TORCH_FLOOR_MB = 2048   # torch, torch._dynamo and matplotlib (the warm preload) hold some 890 MB of data
 # what every kernel's environment sets, and the warm server's (read at start-up and import);
 # COURSE_SEED is 0 whatever the grader's shell says: a grade never depends on a reader's seeds
 ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
