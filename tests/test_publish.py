@@ -273,16 +273,32 @@ def _text(cell: dict) -> str:
     return "".join(o.get("text", "") for o in cell["outputs"])
 
 
+def _lines(printed: str) -> list[str]:
+    return [line.rstrip() for line in printed.replace("\r", "").splitlines() if line.strip()]
+
+
+VALIDATE = """const b = document.querySelector('.validate-button');
+(b.matches('jp-button, button') ? b : b.querySelector('jp-button, button') || b).click();"""
+# the Validate dialog: the command, what it printed, and whether nbgrader's own line shows
+VALIDATION = """const m = document.querySelector('#validation-message');
+if (!m) return null;
+const pre = m.querySelectorAll('pre'), line = m.querySelector('div > p');
+return [pre[0].innerText, pre[1].innerText, line ? getComputedStyle(line).display : 'absent'];"""
+
+
 @pytest.mark.slow
 def test_a_students_work_in_jupyterlab(installed, tmp_path):
     """Checks the README's flow for a student in JupyterLab, served from the installed edition
     and driven in headless Chromium: Run All stops at the first unwritten part with one line
     that names it (no traceback), a typed answer makes that part's visible test pass on the
-    next Run All, and `!course check bayes` in a cell reports that part passed and the others
-    not answered yet. Screenshots of each step go to build/lab-screenshots/."""
+    next Run All, the toolbar's Validate button shows exactly what `course check bayes` prints,
+    and `!course check bayes` in a cell reports that part passed and the others not answered
+    yet. Screenshots of each step go to build/lab-screenshots/."""
     from browser import TOKEN, chromium, jupyter_env, jupyter_server
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     out, bin_ = installed
     _untouched(out, "bayes")
@@ -349,6 +365,13 @@ def test_a_students_work_in_jupyterlab(installed, tmp_path):
         driver.execute_script(SHOW, visible, "center")
         driver.save_screenshot(str(LAB_SHOTS / "3-visible-test-passed.png"))
 
+        # the Validate button: saves, runs `course check bayes`, shows what it printed
+        driver.execute_script(VALIDATE)
+        validated = WebDriverWait(driver, 300, poll_frequency=0.5).until(
+            lambda d: d.execute_script(VALIDATION))
+        driver.save_screenshot(str(LAB_SHOTS / "4-validate.png"))
+        driver.find_element(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept").click()
+
         # the README: save, then `!course check bayes` in a cell
         driver.execute_script("return jupyterapp.commands.execute('docmanager:save')")
         driver.execute_script(NOTEBOOK + "nb.content.activeCellIndex = arguments[0]",
@@ -361,8 +384,11 @@ def test_a_students_work_in_jupyterlab(installed, tmp_path):
         _idle(driver, 300)
         cells = driver.execute_script(CELLS)
         driver.execute_script(SHOW, len(cells) - 1, "end")
-        driver.save_screenshot(str(LAB_SHOTS / "4-course-check.png"))
+        driver.save_screenshot(str(LAB_SHOTS / "5-course-check.png"))
     table = _text(cells[-1])
+    command, shown, nbgraders_line = validated
+    assert command == "$ course check bayes" and nbgraders_line == "none", validated
+    assert _lines(shown) == _lines(table), (shown, table)
     rows = {line.split()[0]: line for line in table.splitlines() if line.split()[:1]}
     assert "passed" in rows["posterior_mean_var"], table
     assert "not answered yet" in rows["gaussian_entropy"], table
@@ -438,3 +464,20 @@ def test_a_student_submits_the_folder_they_worked_in(installed, tmp_path):
         assert fetch.returncode != 0 and "already have a copy" in fetch.stdout + fetch.stderr
     finally:
         (out / "nbgrader_config.py").write_text(config)
+
+
+def test_validate_checks_the_notebook_it_was_pressed_on(tmp_path):
+    """Checks the command the Validate button runs (the released file by its assignment's name,
+    another copy by its path) and that what it printed reaches the dialog escaped, under the
+    command."""
+    from course_grading.check import lab
+
+    root = tmp_path.resolve()
+    (root / "assignments" / "bayes").mkdir(parents=True)
+    released, copy = (root / "assignments" / "bayes" / f"{n}.ipynb" for n in ("bayes", "mine"))
+    assert lab.command(root, released) == ["course", "check", "bayes"]
+    assert lab.command(root, copy) == ["course", "check", "bayes", "assignments/bayes/mine.ipynb"]
+    reply = lab.dialog(["course", "check", "bayes"], "part  <b>x</b> & y\n")
+    entry, = json.loads(reply["value"])["failed"]
+    assert reply["success"] is True and entry["source"] == "$ course check bayes"
+    assert entry["error"].endswith("part  &lt;b&gt;x&lt;/b&gt; &amp; y\n"), entry["error"]

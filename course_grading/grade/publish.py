@@ -6,7 +6,8 @@ assignment, ``course_lib``, ``course_grading`` without ``grade/`` (``course chec
 ``check/`` and ``kernel/``), the install files, the JupyterLab screenshots of ``docs/``, and a
 README, Makefile and nbgrader configuration of their own (``grade/student_edition/``), and a
 JupyterLab configuration without the instructor's tools (``jupyter_config/``: no Formgrader,
-Course List, Create Assignment or Validate, no news pop-up; ``make lab`` uses it). Nothing
+Course List or Create Assignment, a Validate button that runs ``course check``
+(:mod:`course_grading.check.lab`), no news pop-up; ``make lab`` uses it). Nothing
 else is copied: no ``solutions/``, no gradebook, no tests, no class grading (``grade/``), no
 book or measurements (``course_site``).
 
