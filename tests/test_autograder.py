@@ -547,20 +547,12 @@ def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course,
     socket bound on the machine (the grader's forkserver, the test's own listener, the first
     batch's kernels, the warm server the prober's own kernel was forked from) accepts a
     connection; the same probe in an unisolated kernel does connect (so the check can fail)."""
-    import contextlib
     import socket
 
-    from course_grading.kernel.sandbox import warm_kernels
+    from course_grading.check.run import run_notebook
+    from course_grading.kernel.sandbox import warm_server
 
     served = []
-
-    @contextlib.contextmanager
-    def serving(folder, memory_mb):
-        with warm_kernels(folder, memory_mb) as path:
-            served.append(path)
-            yield path
-
-    from course_grading.check.run import run_notebook
 
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(tmp_path / "grader.sock"))
@@ -568,17 +560,18 @@ def test_no_socket_or_file_of_the_grader_or_another_student_is_reachable(course,
     inbox = tmp_path / "inbox"
     write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None)})
     run_batch(course, inbox)   # the forkserver is up from here on
-    warm = tmp_path / "warm"   # where the next batch's warm-kernel server will listen
-    warm.mkdir()
-    monkeypatch.setattr(batch, "warm_kernels", lambda folder, memory_mb: serving(warm, memory_mb))
-    sockets = unix_sockets() + ([str(warm / "warm.sock")] if isolation() == "namespaces" else [])
+    warm = warm_server(LIMITS.memory_mb)   # the warm-kernel server the next batch will use
+    monkeypatch.setattr(batch, "warm_server",
+                        lambda memory_mb: served.append(warm_server(memory_mb)) or served[-1])
+    sockets = unix_sockets() + ([warm] if isolation() == "namespaces" and warm not in
+                                unix_sockets() else [])
     assert str(tmp_path / "grader.sock") in sockets and any("/pymp-" in s for s in sockets), sockets
     probe = answered(course, extra=[PROBE.format(sockets=sockets, files=PLANTED)])
     write_class(inbox, {"a_planter": ({"tiny.ipynb": answered(course, extra=[PLANT])}, 5, set(), None),
                         "b_prober": ({"tiny.ipynb": probe}, 5, set(), None)})
     roster.add(course, [p.name for p in inbox.iterdir() if p.is_dir()])   # the class
     report = batch.grade("tiny", inbox, course, workers=1, limits=LIMITS, progress=False)
-    assert served == [str(warm / "warm.sock")] or isolation() != "namespaces", served
+    assert served == [warm] or isolation() != "namespaces", served
     assert {o["student"]: o["total"] for o in report["outcomes"]} == {"a_planter": 5, "b_prober": 5}
     assert "planted" in _printed(course, "a_planter")
     printed = _printed(course, "b_prober")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -191,3 +192,23 @@ def test_a_missing_data_set_is_the_machines_fault_and_nothing_is_graded(tmp_path
     assert err.startswith("not checked") and "COURSE_DATA" in err
     assert machine.data_needed([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) == []
     assert machine.missing_data([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) is None
+
+
+def test_a_kept_warm_server_serves_later_batches_and_is_replaced_when_dead(monkeypatch):
+    """Checks that the warm-kernel server a process keeps is the same for a second batch, that
+    another environment gets a server of its own, and that a server that died is replaced by a
+    new one in a new folder (the dead one's folder removed)."""
+    import signal
+
+    first = sandbox.warm_server(memory_mb=1024)
+    assert first is not None and Path(first).exists() and sandbox.warm_server(1024) == first
+    monkeypatch.setenv("COURSE_TEST_ANOTHER_ENVIRONMENT", "1")
+    other = sandbox.warm_server(1024)
+    assert other not in (None, first)
+    monkeypatch.delenv("COURSE_TEST_ANOTHER_ENVIRONMENT")
+    server = next(s for s, path in sandbox._SERVERS.values() if str(path) == first)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    again = sandbox.warm_server(1024)
+    assert again not in (None, first) and Path(again).exists()
+    assert not Path(first).exists()

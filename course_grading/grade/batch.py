@@ -32,7 +32,7 @@ from ..check import assemble
 from ..check.cells import assignment_points
 from ..check.machine import MachineNotReady, missing_data
 from ..check.run import kernel_folders
-from ..kernel.sandbox import Limits, isolation, warm_kernels
+from ..kernel.sandbox import Limits, isolation, warm_server
 from .journal import Journal
 from .record import backup, lateness, outcome_of, record
 from .assignments import prepared
@@ -230,7 +230,7 @@ def finishing(jobs: list[dict], timeout: float, workers: int, scheduler: str | N
             yield dask.results(jobs, timeout, connected, scratch, worker, failed)
         return
     isolated = bool(jobs) and all(job["mode"] == "namespaces" for job in jobs)
-    with warm_kernels(scratch, jobs[0]["limits"]["memory_mb"]) if isolated \
-            else contextlib.nullcontext() as warm, ThreadPoolExecutor(max_workers=workers) as pool:
+    warm = warm_server(jobs[0]["limits"]["memory_mb"]) if isolated else None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(worker, {**job, "warm": warm}, timeout) for job in jobs]
         yield (future.result() for future in as_completed(futures))

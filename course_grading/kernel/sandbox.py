@@ -40,6 +40,7 @@ says so; a large course runs the grader inside a container that allows them (see
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import json
@@ -49,7 +50,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,25 +154,82 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
     return Path(folder)
 
 
+def _start_server(path: Path, memory_mb: int, seconds: float) -> tuple[subprocess.Popen, bool]:
+    """A warm-kernel server listening on ``path``, and whether it came up within ``seconds``."""
+    server = subprocess.Popen(
+        [sys.executable, SERVER, str(path), "torch" if memory_mb >= TORCH_FLOOR_MB else "-"],
+        env={**os.environ, **ENVIRONMENT}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + seconds
+    while not path.exists() and server.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, path.exists() and server.poll() is None
+
+
+def _stop_server(server: subprocess.Popen, path: Path) -> None:
+    server.kill()
+    server.wait()
+    path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def warm_kernels(folder: Path, memory_mb: int, seconds: float = 60):
     """A warm-kernel server (:mod:`course_grading.kernel.warm`, a process of its own) for one
     batch, its socket in ``folder``: yields the socket's path, or None when the server did not
     come up within ``seconds`` (the batch then starts its kernels from nothing)."""
     path = Path(folder) / "warm.sock"
-    server = subprocess.Popen(
-        [sys.executable, SERVER, str(path), "torch" if memory_mb >= TORCH_FLOOR_MB else "-"],
-        env={**os.environ, **ENVIRONMENT}, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, up = _start_server(path, memory_mb, seconds)
     try:
-        deadline = time.monotonic() + seconds
-        while not path.exists() and server.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield str(path) if path.exists() and server.poll() is None else None
+        yield str(path) if up else None
     finally:
-        server.kill()
-        server.wait()
-        path.unlink(missing_ok=True)
+        _stop_server(server, path)
+
+
+_SERVERS: dict[tuple, tuple[subprocess.Popen, Path]] = {}
+_SERVERS_LOCK = threading.Lock()
+# the thread that starts the kept servers lives as long as the process: a server dies with the
+# thread that started it (PR_SET_PDEATHSIG), not with a batch's thread
+_STARTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-kernel-servers")
+
+
+def warm_server(memory_mb: int, seconds: float = 60) -> str | None:
+    """The socket of a warm-kernel server kept for this process's later batches: started on
+    first use (it imports torch: 2-3 s of CPU, which a test run that grades dozens of batches
+    would pay for each) and again when it has died; one per preload (torch or not) and
+    environment; all are stopped when the process exits. None when it did not come up within
+    ``seconds``. Like a batch's own, its socket lies in a folder of the temporary folder, which
+    no kernel sees (its ``/tmp`` is private), and it holds nothing of the grader's."""
+    key = (memory_mb >= TORCH_FLOOR_MB, tuple(sorted(os.environ.items())))
+    with _SERVERS_LOCK:
+        server, path = _SERVERS.get(key, (None, None))
+        if server is not None and server.poll() is None and path.exists():
+            return str(path)
+        if server is not None:
+            _stop_server(server, path)
+        _remove_stale_folders()
+        path = Path(tempfile.mkdtemp(prefix=f"{_WARM_PREFIX}{os.getpid()}-")) / "warm.sock"
+        server, up = _STARTER.submit(_start_server, path, memory_mb, seconds).result()
+        _SERVERS[key] = (server, path)
+        return str(path) if up else None
+
+
+_WARM_PREFIX = "cg-warm-"
+
+
+def _remove_stale_folders() -> None:
+    """The kept servers' folders that processes killed before their exit handlers ran left."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_WARM_PREFIX}*-*"):
+        pid = folder.name[len(_WARM_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@atexit.register
+def _stop_servers() -> None:
+    for server, path in _SERVERS.values():
+        _stop_server(server, path)
+        shutil.rmtree(path.parent, ignore_errors=True)
+    _SERVERS.clear()
 
 
 # ---------------------------------------------------------------------------- inside the kernel

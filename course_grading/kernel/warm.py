@@ -1,11 +1,13 @@
-"""Warm kernels: one process per grading batch that has imported what a graded kernel needs,
-and forks a sandboxed kernel for each notebook.
+"""Warm kernels: a process that has imported what a graded kernel needs, and forks a sandboxed
+kernel for each notebook.
 
 A kernel started from nothing pays an interpreter, IPython and, for every assignment, torch:
 about 2 s of CPU per notebook, most of a short notebook's grading and a third of the test
 suite; then its first optimizer imports ``torch._dynamo`` (1 s more) and its first plot
-matplotlib. ``course grade`` (namespaces only, local workers) starts :func:`serve` once per batch
-(:func:`course_grading.kernel.sandbox.warm_kernels`); a kernel spec whose command is
+matplotlib. ``course grade`` (namespaces only, local workers) starts :func:`serve` on its first
+batch and keeps it for its later ones (:func:`course_grading.kernel.sandbox.warm_server`;
+:func:`~course_grading.kernel.sandbox.warm_kernels` gives one for a single batch); a kernel spec
+whose command is
 :data:`~course_grading.kernel.sandbox.CLIENT` asks it for a kernel. Per
 request the server forks a child that
 
@@ -20,8 +22,9 @@ request the server forks a child that
    (the grader stopped the kernel), it kills the kernel and with it the PID namespace.
 
 The server holds nothing of the grader's: it starts fresh, imports libraries only and reads no
-notebook, test or secret (a kernel reads its guard's settings after the fork). Its socket lies in
-the batch's scratch folder, which no kernel can see. Below ``sandbox.TORCH_FLOOR_MB`` of memory per
+notebook, test or secret (a kernel reads its guard's settings after the fork), and no kernel
+changes it (each runs in a forked child). Its socket lies in a folder of the temporary folder,
+which no kernel can see. Below ``sandbox.TORCH_FLOOR_MB`` of memory per
 kernel it leaves torch out (its data would count against the kernel's limit).
 """
 from __future__ import annotations
