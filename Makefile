@@ -34,7 +34,11 @@ bench: setup                 ## meta-training throughput -> build/results.json "
 paper: setup data            ## paper-scale MAML and ProtoNets on a GPU -> build/paper.json (hours)
 	$(BIN)/python -m course_site.paper
 
-setup: $(VENV)/.installed
+FORMGRADER := $(VENV)/etc/jupyter/jupyter_server_config.d/course_grading.json
+setup: $(VENV)/.installed $(FORMGRADER)
+
+$(FORMGRADER): $(VENV)/.installed course_grading/grade/formgrader.py   # totals less late penalties
+	$(BIN)/python -m course_grading.grade.formgrader >/dev/null
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

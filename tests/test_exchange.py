@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -173,6 +174,43 @@ def test_scores_late_penalty_and_missing_student(term):
         assert dee.total_seconds_late > 0 and dee.late_submission_penalty == 5
         assert gradebook.find_submission("tiny", "ada").total_seconds_late == 0
         assert gradebook.find_submission("tiny", "bob").score == 3
+
+
+def test_the_formgrader_shows_the_totals_of_the_export(term, monkeypatch):
+    """Checks the scores the Formgrader's pages read (nbgrader's API, as the course's server
+    extension makes it, which `make setup` enables) against the CSV: dee's late hand-in is 0 per
+    notebook, per submission, per student and over the term, with the penalty 5 alongside;
+    without the extension the Formgrader said 5 (so the check can fail)."""
+    import sys
+
+    from nbgrader.apps.api import NbGraderAPI
+
+    from course_grading.grade import formgrader
+
+    api = term["api"]
+    with course_dir.in_course(term["course"]):
+        assert {s["student"]: s["score"] for s in api.get_submissions("tiny")}["dee"] == 5
+        for name in formgrader._PENALTIES:   # put back after this test
+            monkeypatch.setattr(NbGraderAPI, name, getattr(NbGraderAPI, name))
+        formgrader.penalise_formgrader()
+        formgrader.penalise_formgrader()     # twice: still once
+        shown = {s["student"]: s["score"] for s in api.get_submissions("tiny")}
+        dee = {"submission": api.get_submission("tiny", "dee"),
+               "notebook": next(n for n in api.get_notebook_submissions("tiny", "tiny")
+                                if n["student"] == "dee"),
+               "student's notebook": api.get_student_notebook_submissions("dee", "tiny")[0],
+               "student's submission": next(s for s in api.get_student_submissions("dee")
+                                            if s["name"] == "tiny"),
+               "student": api.get_student("dee"),
+               "students": next(s for s in api.get_students() if s["id"] == "dee")}
+    rows = {r["student"]: float(r["total"]) for r in csv.DictReader(io.StringIO(
+        Path(term["report"]["csv"]).read_text())) if r["student"] in shown}
+    assert shown == rows == {"ada": 5, "bob": 3, "dee": 0}, (shown, rows)
+    assert {k: (v["score"], v[formgrader.PENALTY]) for k, v in dee.items()} == \
+        {k: (0, 5) for k in dee}, dee
+    enabled = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "course_grading.json"
+    assert json.loads(enabled.read_text())["ServerApp"]["jpserver_extensions"] == \
+        {formgrader.MODULE: True}
 
 
 def test_each_student_fetches_only_their_own_feedback(term):

@@ -295,6 +295,9 @@ def test_written_answer_graded_by_hand_in_the_formgrader(course, tmp_path_factor
         driver.save_screenshot(str(shots / "2-graded-by-hand.png"))
     after = assignments.part_scores(course, assignment, student)
     assert after == {**before, part: 1.5, "total": before["total"] + 1.5}, after
+    # its totals are the export's, late penalty off (tests/test_exchange.py has a late student)
+    assert "course_grading.grade.formgrader | extension was successfully loaded" in \
+        (home / "server.log").read_text()
     assert part not in flagged_for_manual_grading(course, assignment, student)
 
     out = tmp_path_factory.mktemp("export") / "grades.csv"   # nbgrader's own export
