@@ -115,7 +115,7 @@ def test_trap_keeps_the_closure_of_a_method():
 # functions (here the standard library's ``statistics``, a protected module) are changed in
 # every way Python offers, then through ctypes, and each check must name and put back each one.
 _CHECKS = r'''
-import ctypes, json, os, statistics, sys, sysconfig, types
+import ctypes, json, os, statistics, subprocess, sys, sysconfig, types
 from IPython.core.interactiveshell import InteractiveShell
 from course_grading.kernel import guard
 
@@ -137,19 +137,45 @@ median = statistics.median
 # find func_code's offset by reading the function's memory, then point it at the fake
 offset = next(k * 8 for k in range(2, 16)
               if ctypes.c_void_p.from_address(id(median) + k * 8).value == id(median.__code__))
-ctypes.pythonapi.Py_IncRef(ctypes.py_object(fake))
+fakes = [(lambda *a: 1).__code__, (lambda *a: 2).__code__]   # for the swaps through /proc below
+for code in [fake, *fakes]:   # a raw swap takes no reference, the check's put-back drops one
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(code))
 ctypes.c_void_p.from_address(id(median) + offset).value = id(fake)
 report["ctypes"] = [median.__code__ is fake, g.raw_memory, g.check(kernel)]
+
+
+def quiet():   # the next way must set the flag itself (a second audit hook would be refused)
+    g.raw_memory = False
+    return g.check(kernel) == [] and not g.raw_memory
+
+
+def swap(pid, function, code):   # point function's func_code at code through /proc/<pid>/mem
+    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+        mem.seek(id(function) + offset)
+        mem.write(id(code).to_bytes(8, sys.byteorder))
+
+
+was_quiet = quiet()
+swap("self", statistics.variance, fakes[0])
+report["proc mem"] = [was_quiet, statistics.variance.__code__ is fakes[0], g.check(kernel)]
+was_quiet = quiet()
+script = (f"import sys\nwith open('/proc/{os.getpid()}/mem', 'r+b', buffering=0) as m:\n"
+          f"    m.seek({id(statistics.stdev) + offset})\n"
+          f"    m.write(({id(fakes[1])}).to_bytes(8, sys.byteorder))")
+subprocess.run([sys.executable, "-c", script], check=True)
+report["child"] = [was_quiet, statistics.stdev.__code__ is fakes[1], g.check(kernel)]
 report["restored"] = all((getattr(statistics, n).__code__, getattr(statistics, n).__defaults__)
-                         == before[n] for n in before)
+                         == before[n] for n in before) and \
+    statistics.variance.__code__ is not fakes[0] and statistics.stdev.__code__ is not fakes[1]
 print(json.dumps(report))
 '''
 
 
 def test_check_puts_back_every_changed_function(tmp_path):
     """Checks that the guard's check names and puts back a course function whose code was
-    assigned, whose defaults were deleted, and whose code was swapped through ctypes (no audit
-    event for the write itself: the check then compares every watched function)."""
+    assigned, whose defaults were deleted, and whose code was swapped in memory with no audit
+    event for the write itself (through ctypes, through /proc/self/mem, and by another process
+    through /proc/<pid>/mem): the check then compares every watched function."""
     import json
     import subprocess
     import sys
@@ -163,4 +189,8 @@ def test_check_puts_back_every_changed_function(tmp_path):
                                         "statistics.mean's code was changed"], report
     swapped, raw, changed = report["ctypes"]
     assert swapped and raw and changed == ["statistics.median's code was changed"], report
+    for way, function in (("proc mem", "variance"), ("child", "stdev")):
+        quiet, swapped, changed = report[way]
+        assert quiet and swapped and changed == [f"statistics.{function}'s code was changed"], \
+            (way, report)
     assert report["restored"], report

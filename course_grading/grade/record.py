@@ -33,7 +33,9 @@ def backup(course_root: Path, assignment: str) -> Path | None:
         return None
     folder = Path(course_root) / "build" / "grading" / assignment / "backups"
     folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / f"gradebook-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}.db"
+    now = time.time_ns()   # one reading (two could straddle a second: names out of order)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now // 10**9))   # UTC: no DST fold
+    copy = folder / f"gradebook-{stamp}-{now % 10**9:09d}.db"
     db, into = sqlite3.connect(source), sqlite3.connect(copy)
     try:
         db.backup(into)

@@ -125,7 +125,7 @@ class Guard:
         self._others: set[str] = set()            # loaded modules of no protected package
         self.functions: dict[int, tuple] = {}     # id -> (function, code, defaults, kwdefaults)
         self.written: set[int] = set()            # ids of functions assigned to since check
-        self.raw_memory = False                   # ctypes was used: memory may change unaudited
+        self.raw_memory = False                   # memory may have changed unaudited (ctypes…)
         self.bound: dict[str, object] = {}        # names the read-only cells bound
         self.threads: set[int] = set()
         self.armed: list[tuple] = []
@@ -183,9 +183,8 @@ class Guard:
     def audit(self, event_name: str, args: tuple) -> None:
         if event_name in _ASSIGNING and type(args[0]) is types.FunctionType:
             self.written.add(id(args[0]))   # even while busy (a thread of the student's)
-        elif self.started and event_name.startswith("ctypes.") and \
-                not event_name.startswith(("ctypes.dlopen", "ctypes.dlsym")):
-            self.raw_memory = True   # a pointer made or a C function called: not just loading
+        elif self.started and not self.raw_memory and _raw_write(event_name, args):
+            self.raw_memory = True
         if self.busy or not (event_name in _BLOCKED or event_name in _PATH_EVENTS
                              or event_name == "open" or event_name.startswith("ctypes.")):
             return
@@ -473,14 +472,38 @@ class Guard:
 
     def _changed_functions(self) -> list[tuple]:
         """The entries of ``self.functions`` to compare: those assigned to since the last check
-        (Python sets or deletes a function's ``__code__``, ``__defaults__`` and ``__kwdefaults__``
-        only through setters that raise the ``object.__setattr__`` or ``__delattr__`` audit event), or all of them once
-        ctypes or cffi could have written memory directly. Reading each function's attributes
-        raises an audit event too: ten thousand of them took 20 ms per check."""
+        (Python sets or deletes a function's ``__code__``, ``__defaults__`` and
+        ``__kwdefaults__`` only through setters that raise the ``object.__setattr__`` or
+        ``__delattr__`` audit event), or all of them once memory could have been written
+        otherwise (:meth:`_raw_memory`). Reading each function's attributes raises an audit
+        event too: ten thousand of them took 20 ms per check."""
         written, self.written = self.written, set()
-        if self.raw_memory or "_cffi_backend" in sys.modules:
+        if self._raw_memory():
             return list(self.functions.values())
         return [self.functions[key] for key in written if key in self.functions]
+
+    def _raw_memory(self) -> bool:
+        """Whether this process's memory may have been written without an audit event: through
+        ctypes or ``/proc/…/mem`` (seen by the audit hook), cffi, or by a process of its own,
+        running or ended (a process in the kernel's namespaces may write the kernel's memory;
+        ``multiprocessing`` starts one without an audit event)."""
+        if self.raw_memory or "_cffi_backend" in sys.modules:
+            return True
+        import resource
+
+        if resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > 0:   # one has ended
+            self.raw_memory = True
+            return True
+        for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ():
+            try:
+                with open(f"/proc/self/task/{task}/children") as children:
+                    running = children.read().strip()
+            except OSError:
+                running = "unknown"
+            if running:
+                self.raw_memory = True
+                return True
+        return False
 
     def _swap_back(self, shell, name: str) -> None:
         lst = self.lists[name][0]
@@ -671,6 +694,24 @@ class Guard:
 
 
 _MISSING = object()
+
+
+def _raw_write(event_name: str, args: tuple) -> bool:
+    """An audit event after which memory may change with no further event: ctypes making a
+    pointer or calling C (not loading a library), or ``/proc/…`` opened for writing."""
+    if event_name.startswith("ctypes."):
+        return not event_name.startswith(("ctypes.dlopen", "ctypes.dlsym"))
+    if event_name != "open":
+        return False
+    path, mode, flags = (list(args) + [None, None])[:3]
+    writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+        (mode is None and isinstance(flags, int) and bool(flags & _WRITE_FLAGS))
+    if not writing or not isinstance(path, (str, bytes, os.PathLike)):
+        return False
+    try:
+        return os.path.realpath(os.fsdecode(path)).startswith("/proc/")
+    except (OSError, ValueError):
+        return True
 
 
 def _signal_handlers() -> dict:
