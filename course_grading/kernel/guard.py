@@ -126,6 +126,8 @@ class Guard:
         self.functions: dict[int, tuple] = {}     # id -> (function, code, defaults, kwdefaults)
         self.written: set[int] = set()            # ids of functions assigned to since check
         self.raw_memory = False                   # memory may have changed unaudited (ctypes…)
+        self.children: set[str] = set()           # processes of the kernel's at the snapshot
+        self.children_usage: tuple = ()          # what its ended processes had used by then
         self.bound: dict[str, object] = {}        # names the read-only cells bound
         self.threads: set[int] = set()
         self.armed: list[tuple] = []
@@ -265,6 +267,8 @@ class Guard:
         self.lists = {name: (lst, list(lst)) for name, lst in self._lists(shell).items()}
         self.hooks = self._hooks()
         self.threads = {t.ident for t in threading.enumerate()}
+        # the kernel's start-up may have had a process of its own; a later one is the student's
+        self.children, self.children_usage = _children(), _children_usage()
         self.signals = _signal_handlers()
         self._modules()
 
@@ -489,21 +493,9 @@ class Guard:
         ``multiprocessing`` starts one without an audit event)."""
         if self.raw_memory or "_cffi_backend" in sys.modules:
             return True
-        import resource
-
-        if resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > 0:   # one has ended
-            self.raw_memory = True
-            return True
-        for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ():
-            try:
-                with open(f"/proc/self/task/{task}/children") as children:
-                    running = children.read().strip()
-            except OSError:
-                running = "unknown"
-            if running:
-                self.raw_memory = True
-                return True
-        return False
+        if _children_usage() != self.children_usage or _children() - self.children:
+            self.raw_memory = True   # a process started since the snapshot ended, or runs
+        return self.raw_memory
 
     def _swap_back(self, shell, name: str) -> None:
         lst = self.lists[name][0]
@@ -694,6 +686,25 @@ class Guard:
 
 
 _MISSING = object()
+
+
+def _children() -> set[str]:
+    """The process ids of this process's running children (every thread's), as Linux lists them."""
+    found: set[str] = set()
+    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ():
+        try:
+            with open(f"/proc/self/task/{task}/children") as listed:
+                found.update(listed.read().split())
+        except OSError:
+            found.add(f"unreadable {task}")
+    return found
+
+
+def _children_usage() -> tuple:
+    """The resources this process's ended (reaped) children used: it grows with every one."""
+    import resource
+
+    return tuple(resource.getrusage(resource.RUSAGE_CHILDREN))
 
 
 def _raw_write(event_name: str, args: tuple) -> bool:
