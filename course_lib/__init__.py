@@ -16,6 +16,8 @@ their own beside it; nothing here imports them.
 - :mod:`course_lib.multitask` — multi-task learning: conditioning on zᵢ, sharing, task weighting, PCGrad
 - :mod:`course_lib.bayes`    — the hierarchical Gaussian model: posteriors, entropy, empirical Bayes
 - :mod:`course_lib.protonets` — prototypical networks: class means of embeddings, distances as logits
+- :mod:`course_lib.matching` — matching networks: attention over the support set, label votes
+- :mod:`course_lib.relation` — relation networks: class sums and a learned comparison module
 - :mod:`course_lib.baselines` — Baseline / Baseline++ of "a closer look", same-episode comparisons
 - :mod:`course_lib.blackbox` — black-box meta-learning: sequences, MANN and attention readers
 - :mod:`course_lib.continual` — continual learning: streams, replay, EWC, La-MAML, the accuracy matrix R

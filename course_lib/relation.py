@@ -1,0 +1,122 @@
+"""Relation networks: a learned module scores how well a query matches each class.
+
+Sung, Yang, Zhang, Xiang, Torr & Hospedales (2018), "Learning to Compare: Relation Network for
+Few-Shot Learning". An embedding f_θ maps each image to a point; class k is the sum of its
+embedded support examples, c_k = Σ_{(x_i, y_i) ∈ 𝒟ᵗʳ, y_i = k} f_θ(x_i); a relation module
+g_φ reads a class and a query side by side and scores their match,
+
+    r_k(x) = g_φ([c_k ; f_θ(x)]) ∈ (0, 1),
+
+and the query is given the class with the highest score. θ and φ are meta-trained together by
+regressing each score onto 1[y = k] (mean squared error), one Adam step per episode.
+
+Prototypical and matching networks fix the comparison (a squared distance, a cosine); here the
+comparison is learned, which is the paper's point. The paper's g_φ is two convolutional
+blocks over stacked feature maps; the course's ConvNet pools a 28×28 image to a vector, so g_φ
+here is a small MLP (one hidden layer, ReLU, a sigmoid output) over the concatenated vectors.
+
+Example::
+
+    net = RelationNet(ConvNet(0, width=32), features=32)               # θ and φ
+    history = meta_train(net, EpisodeSampler(train, ways=60, shots=1, queries=1), steps=3000)
+    mean, ci = evaluate(net, EpisodeSampler(test, ways=5, shots=1), episodes=600)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .episodes import Episode, EpisodeSampler
+from .protonets import prototypes
+from .training import MetaHistory, evaluate_episodes, meta_fit
+
+
+class RelationNet(nn.Module):
+    """The embedding f_θ and the relation module g_φ: ``(2·features) → hidden → 1``, sigmoid.
+
+    Args:
+        embedding: f_θ, (n, *input_shape) → (n, features), e.g. ``ConvNet(0, width)``.
+        features: d, the embedding's output size.
+        hidden: the relation module's hidden units (the paper: 8).
+    """
+
+    def __init__(self, embedding: nn.Module, features: int, hidden: int = 8):
+        super().__init__()
+        self.embedding = embedding
+        self.relation = nn.Sequential(nn.Linear(2 * features, hidden), nn.ReLU(),
+                                      nn.Linear(hidden, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x)
+
+
+def class_sums(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
+    """c_k = Σ_{i: y_i = k} f_θ(x_i), shape (ways, d) (every class needs a support example)."""
+    c = prototypes(embeddings, labels, ways)   # the class means (and the errors for bad labels)
+    return c * torch.bincount(labels, minlength=ways).to(c.dtype)[:, None]
+
+
+def relation_scores(relation: nn.Module, z_query: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """r_k(x) = g_φ([c_k ; f_θ(x)]) for every query (m, d) and class (ways, d): (m, ways)."""
+    m, ways = len(z_query), len(c)
+    pairs = torch.cat([c[None].expand(m, ways, -1), z_query[:, None].expand(m, ways, -1)], dim=2)
+    return relation(pairs).squeeze(-1)
+
+
+def episode_scores(model: RelationNet, support_x: torch.Tensor, support_y: torch.Tensor,
+                   query_x: torch.Tensor) -> torch.Tensor:
+    """Relation scores of one episode, shape (m, ways): support and query embedded in one
+    forward pass (batch norm in training mode normalises both alike), then compared."""
+    z = model(torch.cat([support_x, query_x]))
+    z_support, z_query = z[: len(support_x)], z[len(support_x):]
+    c = class_sums(z_support, support_y, int(support_y.max()) + 1)
+    return relation_scores(model.relation, z_query, c)
+
+
+def episode_loss(model: RelationNet, episode: Episode) -> tuple[torch.Tensor, float]:
+    """ℒ(θ, φ, 𝒟ᵗʳ, 𝒟ᵗˢ) = mean over queries and classes of (r_k(x) − 1[y = k])², and the
+    query accuracy."""
+    scores = episode_scores(model, episode.support_x, episode.support_y, episode.query_x)
+    target = F.one_hot(episode.query_y, scores.shape[1]).to(scores.dtype)
+    accuracy = (scores.argmax(1) == episode.query_y).float().mean().item()
+    return F.mse_loss(scores, target), accuracy
+
+
+def meta_train(model: RelationNet, sampler: EpisodeSampler, steps: int, beta: float = 1e-3,
+               decay_every: int = 0, val_sampler: EpisodeSampler | None = None,
+               val_every: int = 0, val_episodes: int = 50, progress: bool = True,
+               desc: str = "meta-train a relation network") -> MetaHistory:
+    """Episodic training of θ and φ together: one Adam step at rate β on ℒ per episode 𝒯ᵢ
+    (halved every ``decay_every`` steps); the arguments are those of
+    :func:`course_lib.protonets.meta_train`. The model is left in eval mode."""
+    model.to(memory_format=torch.channels_last)
+
+    def step_loss():
+        model.train()
+        return episode_loss(model, sampler.sample())
+
+    validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
+    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
+                       decay_every, validate, val_every, progress, desc)
+    model.eval()
+    return history
+
+
+def learner(model: RelationNet):
+    """The learner ``(support_x, support_y, query_x) → predicted labels`` of a trained relation
+    network, for :func:`course_lib.training.evaluate_episodes` (eval mode)."""
+
+    @torch.no_grad()
+    def predict(support_x, support_y, query_x):
+        model.eval()
+        return episode_scores(model, support_x, support_y, query_x).argmax(1)
+
+    return predict
+
+
+def evaluate(model: RelationNet, sampler: EpisodeSampler, episodes: int,
+             progress: bool = False) -> tuple[float, float]:
+    """Mean ± 95% CI of the relation network's query accuracy over episodes."""
+    return evaluate_episodes(learner(model), sampler, episodes, progress=progress,
+                             desc="relation-network episodes")
