@@ -13,12 +13,15 @@ regressing each score onto 1[y = k] (mean squared error), one Adam step per epis
 Prototypical and matching networks fix the comparison (a squared distance, a cosine); here the
 comparison is learned, which is the paper's point. The paper's g_φ is two convolutional
 blocks over stacked feature maps; the course's ConvNet pools a 28×28 image to a vector, so g_φ
-here is a small MLP (one hidden layer, ReLU, a sigmoid output) over the concatenated vectors.
+here is a small MLP (one hidden layer with batch norm and ReLU, a sigmoid output) over the
+concatenated vectors. The paper meta-trains Omniglot on 5- and 20-way episodes: with 60-way
+1-shot episodes of one query (06's ProtoNet recipe) the positives are 1 target in 60 and the
+scores collapsed to 0 here (query accuracy at chance).
 
 Example::
 
     net = RelationNet(ConvNet(0, width=32), features=32)               # θ and φ
-    history = meta_train(net, EpisodeSampler(train, ways=60, shots=1, queries=1), steps=3000)
+    history = meta_train(net, EpisodeSampler(train, ways=5, shots=1, queries=5), steps=1500)
     mean, ci = evaluate(net, EpisodeSampler(test, ways=5, shots=1), episodes=600)
 """
 from __future__ import annotations
@@ -32,20 +35,37 @@ from .protonets import prototypes
 from .training import MetaHistory, evaluate_episodes, meta_fit
 
 
+class RelationModule(nn.Module):
+    """g_φ: pairs (…, 2·features) → linear → batch norm → ReLU → linear → sigmoid: (…, 1).
+
+    Batch norm is the paper's (its conv blocks have it); without it, meta-training on Omniglot
+    collapsed here to one constant score (5-way 1-shot test accuracy exactly 0.200 after 600
+    episodes, with 8 or 64 hidden units); with it and 64 units, 0.81 after 1,500 episodes.
+    """
+
+    def __init__(self, features: int, hidden: int = 64):
+        super().__init__()
+        self.hidden, self.norm = nn.Linear(2 * features, hidden), nn.BatchNorm1d(hidden)
+        self.score = nn.Linear(hidden, 1)
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.hidden(pairs.reshape(-1, pairs.shape[-1]))).relu()
+        return self.score(h).sigmoid().reshape(*pairs.shape[:-1], 1)
+
+
 class RelationNet(nn.Module):
-    """The embedding f_θ and the relation module g_φ: ``(2·features) → hidden → 1``, sigmoid.
+    """The embedding f_θ and the relation module g_φ (:class:`RelationModule`).
 
     Args:
         embedding: f_θ, (n, *input_shape) → (n, features), e.g. ``ConvNet(0, width)``.
         features: d, the embedding's output size.
-        hidden: the relation module's hidden units (the paper: 8).
+        hidden: g_φ's hidden units.
     """
 
-    def __init__(self, embedding: nn.Module, features: int, hidden: int = 8):
+    def __init__(self, embedding: nn.Module, features: int, hidden: int = 64):
         super().__init__()
         self.embedding = embedding
-        self.relation = nn.Sequential(nn.Linear(2 * features, hidden), nn.ReLU(),
-                                      nn.Linear(hidden, 1), nn.Sigmoid())
+        self.relation = RelationModule(features, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(x)

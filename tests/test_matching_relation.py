@@ -88,7 +88,7 @@ def test_relation_episode_loss_is_the_mean_squared_error_to_one_hot():
     """checks the loss against (r − 1[y = k])² averaged by hand, and that θ and φ both get a
     gradient from it."""
     torch.manual_seed(0)
-    net = relation.RelationNet(nn.Flatten(), features=4, hidden=3)
+    net = relation.RelationNet(nn.Flatten(), features=4, hidden=3)   # g_φ with batch norm
     episode = Episode(support_x=torch.randn(2, 1, 2, 2), support_y=torch.tensor([0, 1]),
                       query_x=torch.randn(3, 1, 2, 2), query_y=torch.tensor([1, 0, 1]),
                       classes=torch.tensor([7, 9]))
