@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .episodes import Episode, EpisodeSampler
-from .training import MetaHistory, evaluate_episodes, meta_fit
+from .training import MetaHistory, episodic_fit, evaluate_episodes
 
 SCALE = 10.0
 
@@ -88,17 +88,9 @@ def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: floa
     """Episodic training of f_θ: one Adam step at rate β on ℒ(θ, 𝒟ᵗʳᵢ, 𝒟ᵗˢᵢ) per episode 𝒯ᵢ
     (halved every ``decay_every`` steps); the arguments are those of
     :func:`course_lib.protonets.meta_train`. The model is left in eval mode."""
-    model.to(memory_format=torch.channels_last)
-
-    def step_loss():
-        model.train()
-        return episode_loss(model, sampler.sample(), scale)
-
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes, scale)[0])
-    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
-                       decay_every, validate, val_every, progress, desc)
-    model.eval()
-    return history
+    return episodic_fit(model, lambda m, episode: episode_loss(m, episode, scale), sampler, steps,
+                        beta, decay_every, validate, val_every, progress, desc)
 
 
 def learner(model: nn.Module, scale: float = SCALE):

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .episodes import Episode, EpisodeSampler
-from .training import MetaHistory, evaluate_episodes, mean_ci, meta_fit
+from .training import MetaHistory, episodic_fit, evaluate_episodes, mean_ci
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -132,17 +132,9 @@ def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: floa
     The weights are stored channels-last (NHWC): on a CPU this makes batch norm and max-pooling
     of these small feature maps about 1.5× faster; the function the model computes is unchanged.
     """
-    model.to(memory_format=torch.channels_last)
-
-    def step_loss():
-        model.train()
-        return episode_loss(model, sampler.sample())
-
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
-    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
-                       decay_every, validate, val_every, progress, desc)
-    model.eval()
-    return history
+    return episodic_fit(model, lambda m, episode: episode_loss(m, episode), sampler, steps, beta,
+                        decay_every, validate, val_every, progress, desc)
 
 
 def learner(model: nn.Module):

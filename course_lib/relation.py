@@ -32,7 +32,7 @@ from torch import nn
 
 from .episodes import Episode, EpisodeSampler
 from .protonets import prototypes
-from .training import MetaHistory, evaluate_episodes, meta_fit
+from .training import MetaHistory, episodic_fit, evaluate_episodes
 
 
 class RelationModule(nn.Module):
@@ -110,17 +110,9 @@ def meta_train(model: RelationNet, sampler: EpisodeSampler, steps: int, beta: fl
     """Episodic training of θ and φ together: one Adam step at rate β on ℒ per episode 𝒯ᵢ
     (halved every ``decay_every`` steps); the arguments are those of
     :func:`course_lib.protonets.meta_train`. The model is left in eval mode."""
-    model.to(memory_format=torch.channels_last)
-
-    def step_loss():
-        model.train()
-        return episode_loss(model, sampler.sample())
-
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
-    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
-                       decay_every, validate, val_every, progress, desc)
-    model.eval()
-    return history
+    return episodic_fit(model, lambda m, episode: episode_loss(m, episode), sampler, steps, beta,
+                        decay_every, validate, val_every, progress, desc)
 
 
 def learner(model: RelationNet):
