@@ -35,15 +35,15 @@ def cosine_logits(z: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tenso
     """s · cos(z_i, w_k) for every input z_i and class weight w_k.
 
     Args:
-        z: features f_θ(x), shape (n, d).
-        w: one weight vector per class, shape (ways, d).
+        z: features f_θ(x), shape (n, d), or (E, n, d) for E episodes at once.
+        w: one weight vector per class, shape (ways, d), or (E, ways, d).
         scale: s; cosines lie in [−1, 1], so s sets how peaked the softmax can get.
 
     Returns:
-        logits, shape (n, ways); unchanged when a row of z or of w is multiplied by a
-        positive number.
+        logits, shape (n, ways) or (E, n, ways); unchanged when a row of z or of w is
+        multiplied by a positive number.
     """
-    return scale * F.normalize(z, dim=1) @ F.normalize(w, dim=1).T
+    return scale * F.normalize(z, dim=-1) @ F.normalize(w, dim=-1).transpose(-1, -2)
 
 
 class CosineClassifier(nn.Module):
@@ -87,30 +87,73 @@ def pretrain_classifier(source: ImageSet, budget: Budget, cosine: bool = False,
     return theta.eval(), time.perf_counter() - start
 
 
+def fit_heads(z: torch.Tensor, y: torch.Tensor, ways: int, cosine: bool = False,
+              steps: int = 100, lr: float = 1e-2, scale: float = 10.0):
+    """Stage 2 for E episodes at once: each episode's own head, fitted on its own 𝒟ᵗʳ.
+
+    Args:
+        z: support features f_θ(x), shape (E, ways·shots, d). y: their labels, (E, ways·shots).
+        cosine: cosine heads (Baseline++) instead of linear ones (Baseline).
+        steps, lr: full-batch Adam steps at rate ``lr``.
+
+    Returns:
+        ``head(z_query) → logits``: (E, n, d) → (E, n, ways).
+
+    The E heads are stacked, weights (E, ways, d), and trained on Σᵢ ℒᵢ, the sum of the
+    episodes' mean losses: head i's gradient is that of its own loss and Adam works element by
+    element, so every head takes exactly the steps it would take alone, in one call for all.
+    """
+    E, n, d = z.shape
+    w = torch.empty(E * ways, d)
+    nn.init.kaiming_uniform_(w, a=5 ** 0.5)                     # nn.Linear's initialisation
+    w = w.view(E, ways, d).requires_grad_()
+    b = torch.zeros(E, 1, ways, requires_grad=not cosine)
+
+    def head(features):
+        if cosine:
+            return cosine_logits(features, w, scale)
+        return torch.baddbmm(b, features, w.transpose(1, 2))   # z wᵀ + b, episode by episode
+
+    optimizer = torch.optim.Adam([w, b] if not cosine else [w], lr=lr)
+    for _ in range(steps):
+        loss = F.cross_entropy(head(z).flatten(0, 1), y.flatten(), reduction="sum") / n
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return torch.no_grad()(head)
+
+
 def learner(theta: ConvNet, cosine: bool = False, steps: int = 100, lr: float = 1e-2,
-                     scale: float = 10.0):
+            scale: float = 10.0):
     """Stage 2 as a learner: ``(support_x, support_y, query_x) → predicted labels``.
 
     The embedding f_θ stays frozen (eval mode, so batch norm uses its running statistics);
     a new head is fitted by ``steps`` full-batch Adam steps at ``lr`` on the support features
-    (ways·shots, d) and applied to the query features. Pass it to
-    :func:`course_lib.training.evaluate_episodes`.
+    (ways·shots, d) and applied to the query features (:func:`fit_heads`). Pass it to
+    :func:`course_lib.training.evaluate_episodes`, which uses ``learner.many`` to fit the
+    heads of many episodes at once.
 
     Args:
         theta: a network with ``features(x) → (n, d)`` (the stage-1 θ; its head is unused).
         cosine: fit a cosine head (Baseline++) instead of a linear one (Baseline).
     """
 
-    def predict(support_x, support_y, query_x):
+    @torch.no_grad()
+    def embed(x):   # (E, n, *image) → (E, n, d), in slices of 128 images (faster than larger ones)
         theta.eval()
-        with torch.no_grad():  # f_θ is frozen: embed once, train the head on the features
-            z_support, z_query = theta.features(support_x), theta.features(query_x)
-        head = new_head(z_support.shape[1], int(support_y.max()) + 1, cosine, scale)
-        fit(head, z_support, support_y, steps, lr=lr, batch_size=len(z_support),
-            progress=False)
-        with torch.no_grad():
-            return head(z_query).argmax(1)
+        flat = x.flatten(0, 1)
+        return torch.cat([theta.features(part) for part in flat.split(128)]).unflatten(
+            0, x.shape[:2])
 
+    def many(support_x, support_y, query_x):   # E episodes stacked: (E, n, …)
+        head = fit_heads(embed(support_x), support_y, int(support_y.max()) + 1, cosine, steps,
+                         lr, scale)
+        return head(embed(query_x)).argmax(-1)
+
+    def predict(support_x, support_y, query_x):
+        return many(support_x[None], support_y[None], query_x[None])[0]
+
+    predict.many = many
     return predict
 
 

@@ -124,3 +124,14 @@ class EpisodeSampler:
     def __iter__(self):
         while True:
             yield self.sample()
+
+
+def stack_episodes(episodes) -> tuple[torch.Tensor, ...]:
+    """A meta-batch as tensors with a leading task dimension: (support_x, support_y, query_x,
+    query_y), each (B, n, …). All episodes must have the same sizes."""
+    sizes = {(len(e.support_x), len(e.query_x)) for e in episodes}
+    if len(sizes) != 1:
+        raise ValueError(f"a stacked meta-batch needs episodes of one size, got (support, query) "
+                         f"sizes {sorted(sizes)}")
+    return tuple(torch.stack([getattr(e, f) for e in episodes])
+                 for f in ("support_x", "support_y", "query_x", "query_y"))

@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call, grad
 
 from . import seeding
-from .episodes import EpisodeSampler
+from .episodes import EpisodeSampler, stack_episodes
 from .models import ConvNet
 from .seeding import seed_everything
 from .training import cached, evaluate_episodes, mean_ci, meta_fit
@@ -145,17 +145,6 @@ class TaskBatch(nn.Module):
         raise TypeError(f"TaskBatch does not know how to batch {type(layer).__name__}")
 
 
-def stack_episodes(episodes) -> tuple[torch.Tensor, ...]:
-    """A meta-batch as tensors with a leading task dimension: (support_x, support_y, query_x,
-    query_y), each (B, n, …). All episodes must have the same sizes."""
-    sizes = {(len(e.support_x), len(e.query_x)) for e in episodes}
-    if len(sizes) != 1:
-        raise ValueError(f"a stacked meta-batch needs episodes of one size, got (support, query) "
-                         f"sizes {sorted(sizes)}")
-    return tuple(torch.stack([getattr(e, f) for e in episodes])
-                 for f in ("support_x", "support_y", "query_x", "query_y"))
-
-
 def meta_loss_batched(model: nn.Module, theta: Params, episodes, alpha, steps: int = 1,
                       first_order: bool = False, loss_fn=F.cross_entropy) -> torch.Tensor:
     """:func:`meta_loss` computed for all B tasks at once with :class:`TaskBatch`.
@@ -224,15 +213,40 @@ def _detached(alpha):
     return {n: a.detach() for n, a in alpha.items()} if isinstance(alpha, dict) else alpha
 
 
+def _test_layout(params: Params) -> Params:
+    """Detached θ or φ with every 4-D weight channels-last (NHWC), so the feature maps are too.
+
+    At test time no second-order gradient is taken, and on a CPU a small convolution runs
+    about 3× faster in NHWC (a forward pass of 75 Omniglot queries: 26 → 8 ms). The first
+    convolution's weight (width, 1, 3, 3) fits both layouts, and an inner-loop step returns
+    it in the NCHW one, so every weight is copied into a fresh NHWC tensor.
+    """
+    def nhwc(t):
+        t = t.detach()
+        if t.dim() != 4:
+            return t
+        return torch.empty(t.shape, dtype=t.dtype, device=t.device,
+                           memory_format=torch.channels_last).copy_(t)
+
+    return {name: nhwc(t) for name, t in params.items()}
+
+
+def _test_step(model: nn.Module, phi: Params, support_x, support_y, alpha) -> Params:
+    """One inner step φ ← φ − α ∇_φ ℒ(φ, 𝒟ᵗʳ) at test time (first-order: θ gets no gradient)."""
+    return _test_layout(inner_loop(model, phi, support_x, support_y, alpha, 1, first_order=True))
+
+
 def learner(model: nn.Module, alpha, steps: int = 1):
     """A learner for :func:`~course_lib.training.evaluate_episodes`: adapt θ on 𝒟ᵗʳ, predict 𝒟ᵗˢ.
 
     At test time no gradient flows to θ, so the inner loop runs on a detached copy of θ.
     """
-    theta = {n: p.detach() for n, p in model.named_parameters()}
+    theta = _test_layout(dict(model.named_parameters()))
 
     def adapt_and_predict(support_x, support_y, query_x):
-        phi = inner_loop(model, theta, support_x, support_y, alpha, steps, first_order=True)
+        phi = theta
+        for _ in range(steps):
+            phi = _test_step(model, phi, support_x, support_y, alpha)
         with torch.no_grad():
             return functional_call(model, phi, (query_x,)).argmax(1)
 
@@ -255,14 +269,14 @@ def accuracy_by_steps(model: nn.Module, sampler, episodes: int, alpha,
     """
     if min(steps) < 0:
         raise ValueError(f"steps must be ≥ 0, got {steps}")
-    theta = {n: p.detach() for n, p in model.named_parameters()}
+    theta = _test_layout(dict(model.named_parameters()))
     accs = {k: [] for k in steps}
     for _ in range(episodes):
         e = sampler.sample()
         phi = theta
         for k in range(max(steps) + 1):
             if k:
-                phi = inner_loop(model, phi, e.support_x, e.support_y, alpha, 1, first_order=True)
+                phi = _test_step(model, phi, e.support_x, e.support_y, alpha)
             if k in accs:
                 with torch.no_grad():
                     predicted = functional_call(model, phi, (e.query_x,)).argmax(1)

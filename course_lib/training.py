@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .episodes import stack_episodes
 from .paths import cache_dir, cache_file
 from .seeding import generator
 
@@ -318,18 +319,29 @@ def mean_ci(values) -> Estimate:
 
 
 def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
-                      desc: str = "episodes") -> Estimate:
+                      desc: str = "episodes", chunk: int = 100) -> Estimate:
     """Mean ± 95% CI of a learner's query accuracy over ``episodes`` episodes of ``sampler``.
 
     Args:
         learner: a function ``(support_x, support_y, query_x) → predicted query labels`` of
             shape (ways·queries,): it sees the support set 𝒟ᵗʳ and the query inputs, never
-            the query labels.
+            the query labels. A learner that solves many episodes at once says so with an
+            attribute ``learner.many``, the same function of stacked episodes (a leading
+            episode dimension, see :func:`~course_lib.episodes.stack_episodes`); it is
+            given ``chunk`` episodes per call and its accuracy is the same, episode by episode.
         sampler: an :class:`~course_lib.episodes.EpisodeSampler`.
     """
+    many = getattr(learner, "many", None)
     accs = []
-    for _ in tqdm(range(episodes), desc=desc, disable=not progress, leave=False):
-        episode = sampler.sample()
-        predicted = learner(episode.support_x, episode.support_y, episode.query_x)
-        accs.append((predicted == episode.query_y).float().mean().item())
+    with tqdm(total=episodes, desc=desc, disable=not progress, leave=False) as bar:
+        while len(accs) < episodes:
+            batch = [sampler.sample() for _ in range(min(chunk if many else 1, episodes - len(accs)))]
+            if many:
+                support_x, support_y, query_x, query_y = stack_episodes(batch)
+                correct = many(support_x, support_y, query_x) == query_y
+            else:
+                e = batch[0]
+                correct = (learner(e.support_x, e.support_y, e.query_x) == e.query_y)[None]
+            accs += correct.float().mean(1).tolist()
+            bar.update(len(batch))
     return mean_ci(accs)

@@ -85,6 +85,22 @@ def test_learner_keeps_theta_frozen():
 
 
 @pytest.mark.parametrize("cosine", [False, True])
+def test_fit_heads_stacked_equal_one_by_one(cosine):
+    """checks that fitting E heads at once gives each episode the head it gets alone (the
+    same initial weights: one seeded stream), and that a fitted head separates its support set."""
+    g = torch.Generator().manual_seed(0)
+    z, y = torch.randn(3, 10, 6, generator=g), torch.arange(5).repeat(3, 2)
+    torch.manual_seed(1)
+    together = baselines.fit_heads(z, y, 5, cosine, steps=40, lr=0.05)(z)
+    torch.manual_seed(1)
+    alone = torch.cat([baselines.fit_heads(z[i:i + 1], y[i:i + 1], 5, cosine, steps=40,
+                                           lr=0.05)(z[i:i + 1]) for i in range(3)])
+    assert together.shape == (3, 10, 5)
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert (together.argmax(-1) == y).all()
+
+
+@pytest.mark.parametrize("cosine", [False, True])
 def test_pretrain_classifier(cosine, monkeypatch):
     """checks stage 1: the chosen head over all source classes, a falling loss, eval mode, and
     that the seconds returned time the training (a 0.2 s sleep injected into fit is counted,

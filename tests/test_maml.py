@@ -3,7 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
+from course_lib import maml
 from course_lib.episodes import Episode
 from course_lib.maml import (TaskBatch, adaptation_curve, inner_loop, meta_loss,
                              meta_loss_batched, meta_train, parameters_of, stack_episodes,
@@ -196,7 +198,6 @@ def test_omniglot_setting_trains_once_and_checks_its_settings(tmp_data):
     """checks that maml.omniglot trains, caches (a second call loads), and names bad settings."""
     from dataclasses import replace
 
-    from course_lib import maml
     from course_lib.budget import get_budget
 
     budget = replace(get_budget("quick"), width=4)
@@ -224,3 +225,25 @@ def test_accuracy_by_steps_equals_one_evaluation_per_step_count():
     assert accuracy_by_steps(net, sampler(), 6, 0.4, steps) == [evaluate(net, sampler(), 6, 0.4, k) for k in steps]
     with pytest.raises(ValueError, match="≥ 0"):
         accuracy_by_steps(net, sampler(), 1, 0.4, [-1])
+
+
+def test_learner_adapts_as_the_inner_loop_does():
+    """checks that the test-time learner (weights copied channels-last for speed) predicts
+    what the plain inner loop on θ gives: the same φ up to float rounding, NHWC weights."""
+    from course_lib.episodes import EpisodeSampler
+
+    torch.manual_seed(0)
+    net = ConvNet(3, width=8, batch_stats=True)
+    episode = EpisodeSampler(tiny_images(), ways=3, shots=2, queries=2, seed=1).sample()
+    theta = {n: p.detach() for n, p in parameters_of(net).items()}
+    phi = inner_loop(net, theta, episode.support_x, episode.support_y, 0.4, 3, first_order=True)
+    with torch.no_grad():
+        expected = functional_call(net, phi, (episode.query_x,))
+    predicted = maml.learner(net, 0.4, steps=3)(episode.support_x, episode.support_y,
+                                                 episode.query_x)
+    assert torch.equal(predicted, expected.argmax(1))
+    fast = maml._test_step(net, maml._test_layout(theta), episode.support_x, episode.support_y, 0.4)
+    assert all(t.stride() == torch.empty(t.shape, memory_format=torch.channels_last).stride()
+               for t in fast.values() if t.dim() == 4)
+    slow = inner_loop(net, theta, episode.support_x, episode.support_y, 0.4, 1, first_order=True)
+    assert all(torch.allclose(fast[n], slow[n], atol=1e-5) for n in slow)

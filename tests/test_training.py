@@ -179,6 +179,28 @@ def test_evaluate_random_learner():
     assert 0 < half < 0.05  # 1.96 · √(0.2·0.8/10) / √200 ≈ 0.017
 
 
+def test_evaluate_episodes_with_a_learner_of_many_episodes():
+    """checks that ``learner.many`` is given stacked chunks of the same seeded episodes and
+    gives the per-episode accuracies, in order, that one call per episode gives."""
+    calls = []
+
+    def noisy(support_x, support_y, query_x):   # right on the first 3 queries of each class
+        predicted = nearest_neighbour(support_x, support_y, query_x)
+        return torch.where(torch.arange(len(query_x)) % 5 < 3, predicted, (predicted + 1) % 5)
+
+    def many(support_x, support_y, query_x):
+        calls.append(len(support_x))
+        return torch.stack([noisy(*e) for e in zip(support_x, support_y, query_x)])
+
+    with_many = lambda *episode: noisy(*episode)
+    with_many.many = many
+    sampler = lambda: EpisodeSampler(constant_images(), ways=5, shots=1, queries=5, seed=3)
+    one_by_one = evaluate_episodes(noisy, sampler(), episodes=10, progress=False)
+    stacked = evaluate_episodes(with_many, sampler(), episodes=10, progress=False, chunk=4)
+    assert calls == [4, 4, 2]
+    assert stacked.samples == one_by_one.samples and stacked == one_by_one
+
+
 def test_evaluate_one_episode_per_call():
     """checks that evaluate_episodes consumes exactly `episodes` episodes of the stream."""
     calls = []
