@@ -125,11 +125,11 @@ def crash_or_echo(job: dict, timeout: float) -> dict:
 
 
 @pytest.mark.slow
-def test_a_task_that_kills_its_worker_is_charged_not_retried_forever(course, dask_cluster,  # noqa: F811
-                                                                     tmp_path):
+def test_a_task_that_kills_its_worker_is_not_graded_nor_retried_forever(course, dask_cluster,  # noqa: F811
+                                                                        tmp_path):
     """checks Dask's bounded retries: a student whose grading kills its worker's process every
-    time is tried ``allowed-failures + 1`` times, then given 0 for every test with the reason;
-    every other student's result comes back once."""
+    time is tried ``allowed-failures + 1`` times, then marked not graded (the grader's fault:
+    no score is recorded) with the reason; every other student's result comes back once."""
     import dask
     from distributed import Client
 
@@ -145,7 +145,9 @@ def test_a_task_that_kills_its_worker_is_charged_not_retried_forever(course, das
     assert sorted(r["student"] for r in results) == ["alice", "bob", "carol", "crash_me"]
     crashed = next(r for r in results if r["student"] == "crash_me")["notebooks"]["tiny"]
     assert "killed its worker process" in crashed["notes"][0]
-    assert all(score == 0 for score, _ in crashed["scores"].values())
+    assert "killed its worker process" in next(r for r in results
+                                               if r["student"] == "crash_me")["not_graded"]
+    assert not any(r.get("not_graded") for r in results if r["student"] != "crash_me")
     tries = dask.config.get("distributed.scheduler.allowed-failures") + 1
     assert attempts.read_text().count("attempt") == tries
 
@@ -198,3 +200,22 @@ def _wait_for_records(recorded: Path, count: int, alive, why) -> None:
         assert alive(), why()
         assert time.monotonic() < deadline, f"fewer than {count} students recorded in 300 s"
         time.sleep(0.1)
+
+
+def test_a_worker_without_the_data_grades_nobody(tmp_path):
+    """checks that a Dask task first asks its own machine for the data sets the assignment
+    declares, with the job's COURSE_DATA (and an empty decoded cache): when one is missing, no
+    kernel runs and the task says why (the batch then lists the student as not graded, with no
+    score); when all are there, the grading runs."""
+    source = tmp_path / "needs.ipynb"
+    source.write_text(json.dumps({"cells": [], "metadata": {"course": {"data": ["omniglot"]}},
+                                  "nbformat": 4, "nbformat_minor": 5}))
+    ran = []
+    work = lambda job, timeout: ran.append(job) or {"student": job["student"], "notebooks": {}}
+    job = {"student": "ada", "notebooks": {"needs": {"source": str(source)}}, "hide": [],
+           "env": {"COURSE_DATA": str(tmp_path / "empty"), "COURSE_CACHE": str(tmp_path / "cache")}}
+    result = cluster.grade_on_worker(work, job, 60)
+    assert ran == [] and "cannot run it" in result["not_ready"] and "Omniglot" in result["not_ready"]
+    source.write_text(json.dumps({"cells": [], "metadata": {"course": {"data": []}},
+                                  "nbformat": 4, "nbformat_minor": 5}))
+    assert "not_ready" not in cluster.grade_on_worker(work, job, 60) and len(ran) == 1

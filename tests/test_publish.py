@@ -122,6 +122,27 @@ def test_no_line_only_in_solutions_is_published(edition, tmp_path):
     assert leaked(planted, secret) == {"course_lib/models.py": [line]}
 
 
+def test_setup_installs_the_cpu_build_when_asked(edition):
+    """Checks the student Makefile's install choice: ``make setup TORCH=cpu`` asks PyTorch's
+    CPU index for the pinned pair before the rest (``==2.14.1`` admits ``2.14.1+cpu``, so the
+    lock keeps it), the default asks PyPI only, and another value is refused before anything
+    is written."""
+    pinned = [line for line in (edition / "requirements.lock").read_text().splitlines()
+              if line.startswith(("torch==", "torchvision=="))]
+    assert len(pinned) == 2
+    plan = lambda *args: subprocess.run(["make", "-n", "setup", *args], cwd=edition,
+                                        capture_output=True, text=True, check=True).stdout
+    cpu = plan("TORCH=cpu").splitlines()
+    first = next(i for i, line in enumerate(cpu) if "download.pytorch.org/whl/cpu" in line)
+    assert cpu[first].split()[-2:] == pinned
+    assert first < next(i for i, line in enumerate(cpu) if "-c requirements.lock -e ." in line)
+    assert "download.pytorch.org" not in plan()
+    wrong = subprocess.run(["make", "setup", "TORCH=gpu"], cwd=edition, capture_output=True,
+                           text=True)
+    assert wrong.returncode != 0 and "TORCH must be pypi (the default) or cpu, not 'gpu'" in wrong.stdout
+    assert not (edition / ".venv").exists()
+
+
 def test_publishing_again_replaces_the_edition_and_keeps_git(tmp_path):
     """Checks that a second publish removes a stale file but keeps .git, and that a folder
     holding something else, or the repository itself, is refused."""

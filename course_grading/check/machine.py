@@ -9,6 +9,7 @@ import torch), which also fills the decoded-tensor cache that graded kernels rea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,16 +30,19 @@ def data_needed(notebooks) -> list[str]:
     return names
 
 
-def missing_data(notebooks) -> str | None:
+def missing_data(notebooks, env: dict | None = None) -> str | None:
     """``None`` when every data set the notebooks need loads here; else what is missing and
-    what to set or run (the teaching library's message)."""
-    names = [n for n in data_needed(notebooks) if (n, data_dir()) not in _loaded]
+    what to set or run (the teaching library's message). ``env``: settings the kernels will
+    run with (e.g. a grading job's ``COURSE_DATA``) over this process's environment."""
+    env = {**os.environ, **(env or {})}
+    where = Path(env["COURSE_DATA"]).expanduser().resolve() if "COURSE_DATA" in env else data_dir()
+    names = [n for n in data_needed(notebooks) if (n, where) not in _loaded]
     if not names:
         return None
     done = subprocess.run([sys.executable, "-m", "course_lib.data", "check", *names],
-                          cwd=REPO, capture_output=True, text=True)
+                          cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode == 0:
-        _loaded.update((n, data_dir()) for n in names)
+        _loaded.update((n, where) for n in names)
         return None
     return done.stderr.strip() or f"the data sets {', '.join(names)} cannot be loaded here"
 

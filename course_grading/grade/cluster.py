@@ -16,11 +16,15 @@ machine and ``dask worker tcp://HOST:8786 --nthreads 1`` on each of the others (
 dask-jobqueue's ``SLURMCluster``; on Kubernetes, dask-kubernetes' ``KubeCluster``; both give an
 address to pass as ``--scheduler``).
 
-Faults: when a worker dies, the scheduler runs its tasks again on another worker (every student
-is still recorded once: the parent records a result when its task returns, not before). A task
-that keeps killing its worker is given up after Dask's ``distributed.scheduler.allowed-failures``
-+ 1 attempts (4 by default), and that student gets 0 for every test, with the reason. A killed
-instructor's process is resumed by running the same command again
+Faults: a task first checks that its worker's machine has the data sets the assignment
+declares (with the kernels' ``COURSE_DATA``); when one is missing, that student is "not
+graded", with the worker's message, and no score is written. When a worker dies, the scheduler
+runs its tasks again on another worker (every student is still recorded once: the parent
+records a result when its task returns, not before). A task that keeps killing its worker is
+given up after Dask's ``distributed.scheduler.allowed-failures`` + 1 attempts (4 by default),
+and that student is "not graded" too, with the reason: the student's code runs in a kernel of
+its own, so the worker's death is the grader's fault, as for a local worker that crashed every
+time. A killed instructor's process is resumed by running the same command again
 (:class:`course_grading.grade.journal.Journal`).
 """
 from __future__ import annotations
@@ -34,6 +38,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from ..check.machine import missing_data
+
 
 def grade_on_worker(work, job: dict, timeout: float) -> dict:
     """On a Dask worker: grade one student's ``job`` with ``work`` (the grader's
@@ -42,6 +48,10 @@ def grade_on_worker(work, job: dict, timeout: float) -> dict:
     outlive the task, and the next task on the machine removes them if the worker is killed
     first)."""
     _allow_children()
+    missing = missing_data([nb["source"] for nb in job["notebooks"].values()], job.get("env"))
+    if missing:   # this machine cannot run the assignment: its fault, never the student's
+        return {"student": job["student"], "notebooks": {},
+                "not_ready": f"the Dask worker on {socket.gethostname()} cannot run it: {missing}"}
     scratch = scratch_folder("task")
     try:
         local = {**job, "workdir": str(scratch / "work"), "out": str(scratch / "out"),
@@ -152,8 +162,11 @@ def client(scheduler: str | None = None, cluster: str | None = None):
 def results(jobs: list[dict], timeout: float, connected, scratch: Path, work, failed):
     """Grade ``jobs`` on the cluster behind ``connected`` with ``work(job, timeout)``; yield each
     result as its task finishes, landed under ``scratch``. A student whose task the scheduler
-    gave up on (it killed its worker too often) gets ``failed(job, why)``: every test not run,
-    with the reason. (The grader passes its own functions: this module imports nothing of it.)"""
+    gave up on (it killed its worker too often), or whose worker's machine lacks a data set the
+    assignment needs, gets ``failed(job, why)`` marked ``not_graded``: the student's code runs
+    in a kernel of its own, so either is the grader's fault, and the batch records no score for
+    it, as for a local worker that crashed every time. (The grader passes its own functions:
+    this module imports nothing of it.)"""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
@@ -163,10 +176,14 @@ def results(jobs: list[dict], timeout: float, connected, scratch: Path, work, fa
                for i, job in enumerate(jobs)}
     for future in as_completed(futures):
         i, job = futures[future]
+        local = {**job, "workdir": str(scratch / str(i)), "out": str(scratch / "out" / str(i))}
         try:
-            yield land(future.result(), scratch / "out" / str(i))
+            result = future.result()
         except KilledWorker:
-            local = {**job, "workdir": str(scratch / str(i)), "out": str(scratch / "out" / str(i))}
-            yield failed(local, "grading killed its worker process every time it ran "
-                                "(a crash, or memory beyond the worker's)")
+            result = {"not_ready": "grading killed its worker process every time it ran (a "
+                                   "crash, or memory beyond the worker's)"}
+        if "not_ready" in result:   # the grader's fault, as for a local worker: no score
+            yield {**failed(local, result["not_ready"]), "not_graded": result["not_ready"]}
+        else:
+            yield land(result, scratch / "out" / str(i))
         future.release()

@@ -204,8 +204,9 @@ def warm_server(memory_mb: int, seconds: float = 60) -> str | None:
         server, path = _SERVERS.get(key, (None, None))
         if server is not None and server.poll() is None and path.exists():
             return str(path)
-        if server is not None:
+        if server is not None:   # it died: stop it for good and remove its folder
             _stop_server(server, path)
+            shutil.rmtree(path.parent, ignore_errors=True)
         _remove_stale_folders()
         path = Path(tempfile.mkdtemp(prefix=f"{_WARM_PREFIX}{os.getpid()}-")) / "warm.sock"
         server, up = _STARTER.submit(_start_server, path, memory_mb, seconds).result()
