@@ -27,8 +27,9 @@ from .budget import Budget
 from .data import ImageSet
 from .episodes import EpisodeSampler
 from .models import ConvNet
+from . import seeding
 from .seeding import seed_everything
-from .training import evaluate_episodes, fit
+from .training import MetaHistory, cached, evaluate_episodes, fit
 
 
 def cosine_logits(z: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -74,17 +75,27 @@ def pretrain_classifier(source: ImageSet, budget: Budget, cosine: bool = False,
         budget: gives ``width`` and the default number of steps (``budget.pretrain_steps``).
         cosine: a cosine head (Baseline++) instead of a linear one (Baseline).
 
-    The linear case is the network of :func:`course_lib.finetuning.pretrain`; it is trained
-    here without that function's disk cache so that its training time can be reported.
+    The linear case is the network of :func:`course_lib.finetuning.pretrain`. θ is cached on
+    disk (:func:`course_lib.training.cached`) with the seconds its training took, which are
+    returned when it is loaded.
     """
+    steps = steps or budget.pretrain_steps
     seed_everything(seed)
     theta = ConvNet(source.classes, width=budget.width)
     theta.head = new_head(budget.width, source.classes, cosine)
-    start = time.perf_counter()
-    fit(theta, source.x, source.y, steps or budget.pretrain_steps, lr=lr, batch_size=batch_size,
-        seed=seed, progress=progress,
-        desc=f"pre-train {'Baseline++' if cosine else 'Baseline'} θ on {source.name}")
-    return theta.eval(), time.perf_counter() - start
+    # the effective seed names the entry: θ of another COURSE_SEED is another model
+    key = (f"{'baseline_pp' if cosine else 'baseline'}_{source.name}_n{len(source)}"
+           f"_c{source.classes}_w{budget.width}_s{steps}_b{batch_size}_lr{lr}"
+           f"_seed{seeding.seed(seed)}")
+
+    def train() -> MetaHistory:
+        start = time.perf_counter()
+        history = fit(theta, source.x, source.y, steps, lr=lr, batch_size=batch_size, seed=seed,
+                      progress=progress,
+                      desc=f"pre-train {'Baseline++' if cosine else 'Baseline'} θ on {source.name}")
+        return MetaHistory(loss=history.loss, seconds=time.perf_counter() - start)
+
+    return theta.eval(), cached(theta, key, train).seconds
 
 
 def fit_heads(z: torch.Tensor, y: torch.Tensor, ways: int, cosine: bool = False,

@@ -28,8 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import seeding
 from .episodes import Episode, EpisodeSampler
-from .training import MetaHistory, episodic_fit, evaluate_episodes, mean_ci
+from .models import ConvNet
+from .seeding import seed_everything
+from .training import MetaHistory, cached, episodic_fit, evaluate_episodes, mean_ci
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -135,6 +138,26 @@ def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: floa
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
     return episodic_fit(model, lambda m, episode: episode_loss(m, episode), sampler, steps, beta,
                         decay_every, validate, val_every, progress, desc)
+
+
+def meta_trained(images, budget, ways: int, shots: int, queries: int, steps: int,
+                 beta: float = 1e-3, decay_every: int = 0, seed: int = 0,
+                 progress: bool = True) -> tuple[ConvNet, MetaHistory]:
+    """f_θ (a :class:`~course_lib.models.ConvNet` without a head) meta-trained by
+    :func:`meta_train` on ``ways``-way ``shots``-shot episodes of ``images`` with ``queries``
+    queries per class, cached on disk like MAML's θ (:func:`course_lib.training.cached`): a
+    notebook run again loads it. Returns ``(f_θ, history)``; ``history.seconds`` is the time
+    training took when it ran."""
+    seed_everything(seed)
+    sampler = EpisodeSampler(images, ways=ways, shots=shots, queries=queries, seed=seed)
+    model = ConvNet(0, width=budget.width)
+    # the effective seed names the entry: f_θ of another COURSE_SEED is another model
+    key = (f"protonet_{images.name}_n{len(images)}_w{budget.width}_{ways}way{shots}shot{queries}q"
+           f"_steps{steps}_beta{beta}_decay{decay_every}_seed{seeding.seed(seed)}")
+    history = cached(model, key, lambda: meta_train(
+        model, sampler, steps, beta=beta, decay_every=decay_every, progress=progress,
+        desc=f"meta-train {shots}-shot θ"))
+    return model.eval(), history
 
 
 def learner(model: nn.Module):

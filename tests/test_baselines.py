@@ -101,15 +101,17 @@ def test_fit_heads_stacked_equal_one_by_one(cosine):
 
 
 @pytest.mark.parametrize("cosine", [False, True])
-def test_pretrain_classifier(cosine, monkeypatch):
+def test_pretrain_classifier(cosine, monkeypatch, tmp_data):
     """checks stage 1: the chosen head over all source classes, a falling loss, eval mode, and
     that the seconds returned time the training (a 0.2 s sleep injected into fit is counted,
-    and they fit inside the call's wall time)."""
+    and they fit inside the call's wall time); a second call loads θ from the cache, with the
+    same weights and the seconds of the training, and trains nothing."""
     data = blob_images(noise=0.3)
     budget = dataclasses.replace(get_budget("quick"), width=4)
-    real_fit = baselines.fit
+    real_fit, calls = baselines.fit, []
 
     def slow_fit(*args, **kwargs):
+        calls.append(1)
         time.sleep(0.2)
         return real_fit(*args, **kwargs)
 
@@ -122,6 +124,11 @@ def test_pretrain_classifier(cosine, monkeypatch):
     assert theta(data.x[:3]).shape == (3, data.classes)
     assert not theta.training and 0.2 <= seconds <= wall
     assert (theta(data.x).argmax(1) == data.y).float().mean() > 0.5  # chance: 1/6
+    again, loaded = pretrain_classifier(data, budget, cosine=cosine, steps=40, lr=1e-2,
+                                        progress=False)
+    assert calls == [1] and loaded == seconds and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(theta.state_dict().values(),
+                                                 again.state_dict().values()))
 
 
 def test_compare_learners_uses_the_same_episodes():

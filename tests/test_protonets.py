@@ -164,6 +164,33 @@ def test_meta_train_learns_and_records(monkeypatch):
     assert 30 * 0.005 <= history.seconds <= wall - 2 * 0.1 and not model.training
 
 
+def test_meta_trained_is_meta_train_once_then_the_cache(tmp_data, monkeypatch):
+    """checks that protonets.meta_trained gives the f_θ that seeding and meta_train by hand
+    give, and that a second call loads it (same weights and seconds) without training."""
+    import dataclasses
+
+    from course_lib.budget import get_budget
+    from course_lib.seeding import seed_everything
+
+    data, budget = blob_images(noise=0.5), dataclasses.replace(get_budget("quick"), width=8)
+    model, history = protonets.meta_trained(data, budget, ways=3, shots=1, queries=2, steps=10,
+                                            beta=1e-2, seed=4, progress=False)
+    seed_everything(4)
+    sampler = EpisodeSampler(data, ways=3, shots=1, queries=2, seed=4)
+    by_hand = ConvNet(0, width=8)
+    meta_train(by_hand, sampler, 10, beta=1e-2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 by_hand.state_dict().values()))
+    # no episode may be drawn: patching a function the training reaches would change the
+    # code fingerprint of the cache entry, and so the entry
+    monkeypatch.setattr(EpisodeSampler, "sample", lambda self: pytest.fail("trained again"))
+    again, loaded = protonets.meta_trained(data, budget, ways=3, shots=1, queries=2, steps=10,
+                                           beta=1e-2, seed=4, progress=False)
+    assert loaded.seconds == history.seconds and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 again.state_dict().values()))
+
+
 def test_channels_last_keeps_the_function():
     """checks that storing f_θ's weights channels-last (as meta_train does) changes no output."""
     torch.manual_seed(0)
