@@ -223,6 +223,7 @@ def episodic_fit(model: nn.Module, episode_loss, sampler, steps: int, beta: floa
     model.eval()
     return history
 
+
 def freeze_frozen_batchnorm(model: nn.Module) -> None:
     """Put batch-norm layers whose parameters are frozen in eval mode.
 
