@@ -129,7 +129,8 @@ def test_a_task_that_kills_its_worker_is_not_graded_nor_retried_forever(course, 
                                                                         tmp_path):
     """checks Dask's bounded retries: a student whose grading kills its worker's process every
     time is tried ``allowed-failures + 1`` times, then marked not graded (the grader's fault:
-    no score is recorded) with the reason; every other student's result comes back once."""
+    no score is recorded) with the reason; every other student's result comes back once, graded
+    or, if Dask gave up on it beside the crashing one, not graded for the same reason."""
     import dask
     from distributed import Client
 
@@ -147,7 +148,10 @@ def test_a_task_that_kills_its_worker_is_not_graded_nor_retried_forever(course, 
     assert "killed its worker process" in crashed["notes"][0]
     assert "killed its worker process" in next(r for r in results
                                                if r["student"] == "crash_me")["not_graded"]
-    assert not any(r.get("not_graded") for r in results if r["student"] != "crash_me")
+    # a task queued on the same worker when it died is suspect to Dask too and can be given up
+    # on as well: then it is not graded either (no score written), never scored 0 for it
+    assert all("killed its worker process" in r.get("not_graded", "killed its worker process")
+               for r in results)
     tries = dask.config.get("distributed.scheduler.allowed-failures") + 1
     assert attempts.read_text().count("attempt") == tries
 
