@@ -190,8 +190,31 @@ def test_a_missing_data_set_is_the_machines_fault_and_nothing_is_graded(tmp_path
     assert cli.main(["check", "continual"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("not checked") and "COURSE_DATA" in err
-    assert machine.data_needed([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) == []
+    assert machine.declared([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) == []
     assert machine.missing_data([course.REPO / "solutions" / "bayes" / "bayes.ipynb"]) is None
+
+
+@pytest.mark.slow
+def test_the_machine_check_trains_the_declared_models_where_the_kernels_read_them(tmp_path,
+                                                                                  monkeypatch):
+    """Checks that the check before grading trains the models the black_box source declares
+    into the cache the kernels read (COURSE_CACHE_SHARED of a job's settings), none into the
+    kernels' own cache, and that a kernel then finds θ there and trains nothing."""
+    from course_grading import course
+    from course_grading.check import machine
+    from course_lib import finetuning
+
+    assert finetuning.warm(["no_such_model"]) == 2
+    source = course.REPO / "solutions" / "black_box" / "black_box.ipynb"
+    assert machine.declared([source], "models") == ["quick_theta"]
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    assert machine.missing_data([source], {"COURSE_CACHE_SHARED": str(shared),
+                                           "COURSE_CACHE": str(own)}) is None
+    assert len(list((shared / "models").glob("*.pt"))) == 1 and not (own / "models").exists()
+    monkeypatch.setenv("COURSE_CACHE_SHARED", str(shared))
+    monkeypatch.setenv("COURSE_CACHE", str(own))
+    finetuning.quick_theta()   # what the assignment's setup asks for: found, not trained
+    assert list((own / "models").glob("*.pt")) == []
 
 
 def test_a_kept_warm_server_serves_later_batches_and_is_replaced_when_dead(monkeypatch):

@@ -414,7 +414,10 @@ def become_kernel(connection_file: str, config: dict) -> int:
     install({**guard, "workdir": str(workdir), "read_only": [str(p) for p in read_only],
              "trusted": trusted_paths(workdir)})
 
-    IPKernelApp.launch_instance(argv=["-f", connection_file, "--HistoryManager.hist_file=:memory:"])
+    # plain tracebacks: the default ("Context") reads and parses the source file of every
+    # frame, seconds of CPU for an error raised deep in torch, for every failing cell
+    IPKernelApp.launch_instance(argv=["-f", connection_file, "--HistoryManager.hist_file=:memory:",
+                                      "--InteractiveShell.xmode=Plain"])
     return 0
 
 
