@@ -199,7 +199,7 @@ def load_omniglot(split: str = "background") -> ImageSet:
             raise DataUnavailable("Omniglot", path, f"the copy there is corrupt ({err})") from None
 
     x, y = _cached(f"omniglot_{split}_28", build)
-    return ImageSet(x[:, None].float() / 255, y, OMNIGLOT_SPLITS[split][0], f"omniglot/{split}")
+    return ImageSet(x[:, None].float().div_(255), y, OMNIGLOT_SPLITS[split][0], f"omniglot/{split}")
 
 
 def with_rotations(data: ImageSet) -> ImageSet:
@@ -251,7 +251,7 @@ def _load_mnist_like(name: str, train: bool) -> ImageSet:
         return ds.data.clone(), ds.targets.clone()
 
     x, y = _cached(f"{name}_{'train' if train else 'test'}", build)
-    return ImageSet(x[:, None].float() / 255, y, 10, f"{name}/{'train' if train else 'test'}")
+    return ImageSet(x[:, None].float().div_(255), y, 10, f"{name}/{'train' if train else 'test'}")
 
 
 def load_mnist(train: bool = True) -> ImageSet:

@@ -128,6 +128,12 @@ def serve(path: str, with_torch: bool) -> None:
     import IPython  # noqa: F401
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.kernelapp  # noqa: F401
+    # what every kernel imports as it starts, 0.1-0.2 s of CPU each: the debugger (debugpy;
+    # its check of frozen modules would print a warning), the history's sqlite3, pdb
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    import ipykernel.debugger  # noqa: F401
+    import pdb  # noqa: F401
+    import sqlite3  # noqa: F401
 
     import course_grading.kernel.guard  # noqa: F401
     if with_torch:
