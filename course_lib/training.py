@@ -94,19 +94,25 @@ def fingerprint(train, model: nn.Module | None = None) -> str:
     ``model``'s modules, and torch's version. The arguments are the cache key's job."""
     sources: dict[str, str] = {"torch": torch.__version__}
     todo = [train, *(type(m) for m in (model.modules() if model is not None else ()))]
+    seen: set[int] = set()
     while todo:
         obj = inspect.unwrap(todo.pop())
         if isinstance(obj, functools.partial):
             todo.append(obj.func)
             continue
-        name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-        if name in sources or not _ours(obj):
+        if id(obj) in seen or not _ours(obj):
             continue
+        seen.add(id(obj))
         try:
-            sources[name] = inspect.getsource(obj)
+            text = inspect.getsource(obj)
         except (OSError, TypeError):   # no source file (exec, a prompt): its code object
             code = getattr(obj, "__code__", None)
-            sources[name] = marshal.dumps(code).hex() if code else name
+            text = marshal.dumps(code).hex() if code else ""
+        # one entry per object, named by its text too: generated functions share a name (every
+        # dataclass's __repr__ is __create_fn__.<locals>.__repr__), and keeping whichever came
+        # first made the fingerprint depend on the set order of names, i.e. on PYTHONHASHSEED
+        name = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        sources[f"{name} {hashlib.sha256(text.encode()).hexdigest()[:12]}"] = text
         todo += _reached(obj)
     text = "\n".join(f"{k}\n{v}" for k, v in sorted(sources.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -218,13 +218,15 @@ def test_the_machine_check_trains_the_declared_models_where_the_kernels_read_the
 
 
 def test_a_kept_warm_server_serves_later_batches_and_is_replaced_when_dead(monkeypatch):
-    """Checks that the warm-kernel server a process keeps is the same for a second batch, that
-    another environment gets a server of its own, and that a server that died is replaced by a
+    """Checks that the warm-kernel server a process keeps is the same for a second batch (and
+    for another test of the run), that another environment gets a server of its own, and that a server that died is replaced by a
     new one in a new folder (the dead one's folder removed)."""
     import signal
 
     first = sandbox.warm_server(memory_mb=1024)
     assert first is not None and Path(first).exists() and sandbox.warm_server(1024) == first
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "another test (call)")   # where the caller is
+    assert sandbox.warm_server(1024) == first
     monkeypatch.setenv("COURSE_TEST_ANOTHER_ENVIRONMENT", "1")
     other = sandbox.warm_server(1024)
     assert other not in (None, first)

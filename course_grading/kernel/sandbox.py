@@ -154,11 +154,21 @@ def write_kernel_spec(folder: Path, workdir: Path, limits: Limits, hide=(), mode
     return Path(folder)
 
 
+# what says where the caller is, not how a server imports (each kernel gets its own environment
+# from its request): pytest names the running test and phase here, and a server per test and
+# phase cost 2-3 s of CPU each (19 servers in one `make test`)
+_TRANSIENT = ("PYTEST_CURRENT_TEST",)
+
+
+def _server_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _TRANSIENT}
+
+
 def _start_server(path: Path, memory_mb: int, seconds: float) -> tuple[subprocess.Popen, bool]:
     """A warm-kernel server listening on ``path``, and whether it came up within ``seconds``."""
     server = subprocess.Popen(
         [sys.executable, SERVER, str(path), "torch" if memory_mb >= TORCH_FLOOR_MB else "-"],
-        env={**os.environ, **ENVIRONMENT}, stdin=subprocess.DEVNULL,
+        env={**_server_environment(), **ENVIRONMENT}, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + seconds
     while not path.exists() and server.poll() is None and time.monotonic() < deadline:
@@ -199,7 +209,7 @@ def warm_server(memory_mb: int, seconds: float = 60) -> str | None:
     environment; all are stopped when the process exits. None when it did not come up within
     ``seconds``. Like a batch's own, its socket lies in a folder of the temporary folder, which
     no kernel sees (its ``/tmp`` is private), and it holds nothing of the grader's."""
-    key = (memory_mb >= TORCH_FLOOR_MB, tuple(sorted(os.environ.items())))
+    key = (memory_mb >= TORCH_FLOOR_MB, tuple(sorted(_server_environment().items())))
     with _SERVERS_LOCK:
         server, path = _SERVERS.get(key, (None, None))
         if server is not None and server.poll() is None and path.exists():
