@@ -29,7 +29,7 @@ from .episodes import EpisodeSampler
 from .models import ConvNet
 from . import seeding
 from .seeding import seed_everything
-from .training import MetaHistory, cached, evaluate_episodes, fit
+from .training import MetaHistory, adam, cached, evaluate_episodes, fit
 
 
 def cosine_logits(z: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -125,7 +125,7 @@ def fit_heads(z: torch.Tensor, y: torch.Tensor, ways: int, cosine: bool = False,
             return cosine_logits(features, w, scale)
         return torch.baddbmm(b, features, w.transpose(1, 2))   # z wᵀ + b, episode by episode
 
-    optimizer = torch.optim.Adam([w, b] if not cosine else [w], lr=lr)
+    optimizer = adam([w, b] if not cosine else [w], lr=lr)
     for _ in range(steps):
         loss = F.cross_entropy(head(z).flatten(0, 1), y.flatten(), reduction="sum") / n
         optimizer.zero_grad()

@@ -35,7 +35,7 @@ from .data import ImageSet
 from .episodes import EpisodeSampler
 from .models import ConvNet
 from .seeding import seed_everything
-from .training import MetaHistory, evaluate_episodes, freeze_frozen_batchnorm, meta_fit
+from .training import MetaHistory, adam, evaluate_episodes, freeze_frozen_batchnorm, meta_fit
 
 
 # ---------------------------------------------------------------------------- sequence format
@@ -371,7 +371,7 @@ def meta_train(model: BlackBox, sampler, steps: int, beta: float = 1e-3, meta_ba
         correct = logits[:, support_size:].argmax(-1) == query_y  # (B, Q)
         return query_loss(logits, query_y, support_size), correct.float().mean().item()
 
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=beta)
+    optimizer = adam([p for p in model.parameters() if p.requires_grad], lr=beta)
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
     history = meta_fit(step_loss, optimizer, steps, 0, validate, val_every, progress, desc)
     model.eval()

@@ -23,7 +23,7 @@ from . import seeding
 from .episodes import EpisodeSampler, stack_episodes
 from .models import ConvNet
 from .seeding import seed_everything
-from .training import cached, evaluate_episodes, mean_ci, meta_fit
+from .training import adam, cached, evaluate_episodes, mean_ci, meta_fit
 
 Params = dict[str, torch.Tensor]
 
@@ -203,7 +203,7 @@ def meta_train(model: nn.Module, sampler, steps: int, alpha: float = 0.4, beta: 
 
     validate = val_sampler and (
         lambda: evaluate(model, val_sampler, val_episodes, _detached(alpha), inner_steps)[0])
-    optimizer = torch.optim.Adam(list(theta.values()) + learned, lr=beta)
+    optimizer = adam(list(theta.values()) + learned, lr=beta)
     history = meta_fit(step_loss, optimizer, steps, decay_every, validate, val_every, progress,
                        desc)
     return history, _detached(alpha)

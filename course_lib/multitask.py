@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from . import seeding
 from .data import ImageSet
 from .gradients import flat_grad, set_flat_grad
+from .training import adam
 
 FASHION_NAMES = ("T-shirt", "trouser", "pullover", "dress", "coat",
                  "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -272,7 +273,7 @@ class GradNorm:
     def __init__(self, tasks: int, a: float = 1.5, lr: float = 0.025):
         self.w = torch.ones(tasks, requires_grad=True)
         self.a = a
-        self.optimizer = torch.optim.Adam([self.w], lr=lr)  # as in the paper
+        self.optimizer = adam([self.w], lr=lr)  # as in the paper
         self.initial: torch.Tensor | None = None
 
     def weights(self) -> torch.Tensor:
@@ -442,7 +443,7 @@ class UncertaintyStep:
 
     def __init__(self, tasks: int, lr: float):
         self.weighting = UncertaintyWeighting(tasks)
-        self.optimizer = torch.optim.Adam(self.weighting.parameters(), lr=lr)
+        self.optimizer = adam(self.weighting.parameters(), lr=lr)
 
     def __call__(self, losses: torch.Tensor, theta: list[torch.Tensor],
                  penalty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -560,7 +561,7 @@ def train_multitask(model: MultiTaskMLP, tasks: list[Task], steps: int,
     theta = list(model.parameters())
     g = seeding.generator(seed)
     method = weighting_method(weighting, model, len(tasks), g, weight_lr)
-    optimizer = torch.optim.Adam(theta, lr=lr)
+    optimizer = adam(theta, lr=lr)
     history = MultiTaskHistory()
     model.train()
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):

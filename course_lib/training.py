@@ -1,5 +1,6 @@
 """Training and evaluation loops shared by every topic.
 
+- :func:`adam`: the course's Adam (the multi-tensor update: the default's numbers, faster).
 - :func:`fit`: minibatch gradient descent with Adam, a tqdm progress bar and a :class:`History`.
 - :func:`cached`: load a trained model and its history from the cache, or train and store it.
 - :func:`meta_fit`: the outer loop every meta-learner shares (one optimiser step per meta-batch,
@@ -30,6 +31,18 @@ from tqdm.auto import tqdm
 from .episodes import stack_episodes
 from .paths import cache_dir, cache_file
 from .seeding import generator
+
+
+def adam(params, lr: float = 1e-3) -> torch.optim.Adam:
+    """``torch.optim.Adam(params, lr=lr)`` with its multi-tensor ("foreach") update.
+
+    On a CPU it computes the same numbers as the default loop over the tensors, bit for bit
+    (``tests/test_training.py`` checks it over 1,500 steps), so a student's plain
+    ``torch.optim.Adam`` reproduces the course's runs; it makes one call per operation for all
+    of θ instead of one per tensor, which is up to a third of a step of the course's small
+    networks (a multi-task MLP of notebook 02: 11 → 8 s for 1,600 steps).
+    """
+    return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 @dataclass
@@ -224,7 +237,7 @@ def episodic_fit(model: nn.Module, episode_loss, sampler, steps: int, beta: floa
         model.train()
         return episode_loss(model, sampler.sample())
 
-    history = meta_fit(step_loss, torch.optim.Adam(model.parameters(), lr=beta), steps,
+    history = meta_fit(step_loss, adam(model.parameters(), lr=beta), steps,
                        decay_every, validate, val_every, progress, desc)
     model.eval()
     return history
@@ -262,7 +275,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: floa
         progress: show a tqdm progress bar.
     """
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = adam(params, lr=lr)
     g = generator(seed)
     history = History()
     batch_size = min(batch_size, len(x))

@@ -14,6 +14,7 @@ from torch import nn
 
 from .. import seeding
 from ..models import MLP
+from ..training import adam
 from .ewc import Params, diagonal_fisher, ewc_penalty
 from .memory import ReservoirBuffer, TaskReservoirs
 from .progressive import ProgressiveNet
@@ -53,7 +54,7 @@ class Naive:
     def begin_task(self, model: nn.Module, task: int, stream: Stream) -> None:
         """A fresh optimiser over the trainable parameters at the start of every task."""
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = (torch.optim.Adam(params, lr=self.lr) if self.optimizer_name == "adam"
+        self.optimizer = (adam(params, lr=self.lr) if self.optimizer_name == "adam"
                           else torch.optim.SGD(params, lr=self.lr))
 
     def training_data(self, stream: Stream, task: int):

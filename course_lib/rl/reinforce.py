@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .. import seeding
 from ..models import MLP
 from ..plots import running_mean
+from ..training import adam
 from ._checks import DTYPE, _count, _gamma
 from .returns import episode_weights
 
@@ -153,7 +154,7 @@ def train_reinforce(policy, make_env=cartpole, episodes: int = 1000, batch: int 
     episodes, batch, gamma = _count(episodes, "episodes"), _count(batch, "batch"), _gamma(gamma)
     episode_weights([0.0], gamma, weighting)  # checks ``weighting`` before any work
     envs, g = [make_env() for _ in range(batch)], seeding.generator(seed)
-    optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
+    optimiser = adam(policy.parameters(), lr=lr)
     history = ReinforceHistory()
     bar = tqdm(total=episodes, desc=f"REINFORCE ({weighting})", disable=not progress, leave=False)
     for start in range(0, episodes, batch):
