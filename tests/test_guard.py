@@ -120,12 +120,18 @@ from IPython.core.interactiveshell import InteractiveShell
 from course_grading.kernel import guard
 
 paths = sysconfig.get_paths()
+trusted = [paths["stdlib"], paths["purelib"]]
+if PREPARE:   # as the warm-kernel server does before it forks a kernel
+    guard.prepare(trusted if PREPARE == "same" else [paths["stdlib"]])
+prepared = guard._prepared
 g = guard.Guard({"secret": "s", "tests": [], "hidden": [], "read_only": [],
-                 "trusted": [paths["stdlib"], paths["purelib"]], "workdir": os.getcwd()})
+                 "trusted": trusted, "workdir": os.getcwd()})
 sys.addaudithook(g.audit)
 shell = InteractiveShell.instance()
 kernel = types.SimpleNamespace(shell=shell, session=types.SimpleNamespace())
 g.start(kernel)
+inherited = prepared is not None and id(statistics) in prepared.watch and \
+    g.watch[id(statistics)] is prepared.watch[id(statistics)]
 before = {n: (getattr(statistics, n).__code__, getattr(statistics, n).__defaults__)
           for n in ("mean", "fmean", "median")}
 fake = (lambda *args, **kwargs: 0).__code__
@@ -167,23 +173,29 @@ report["child"] = [was_quiet, statistics.stdev.__code__ is fakes[1], g.check(ker
 report["restored"] = all((getattr(statistics, n).__code__, getattr(statistics, n).__defaults__)
                          == before[n] for n in before) and \
     statistics.variance.__code__ is not fakes[0] and statistics.stdev.__code__ is not fakes[1]
+report["inherited"] = inherited
 print(json.dumps(report))
 '''
 
 
-def test_check_puts_back_every_changed_function(tmp_path):
+@pytest.mark.parametrize("prepare", ["", "same", "other"])
+def test_check_puts_back_every_changed_function(tmp_path, prepare):
     """Checks that the guard's check names and puts back a course function whose code was
     assigned, whose defaults were deleted, and whose code was swapped in memory with no audit
     event for the write itself (through ctypes, through /proc/self/mem, and by another process
-    through /proc/<pid>/mem): the check then compares every watched function."""
+    through /proc/<pid>/mem): the check then compares every watched function. The same when
+    the guard inherits the snapshot that :func:`guard.prepare` took before (as a kernel forked
+    by the warm-kernel server does), and when it takes its own because the snapshot was taken
+    under other trusted folders."""
     import json
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _CHECKS], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run([sys.executable, "-c", f"PREPARE = {prepare!r}\n" + _CHECKS],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["inherited"] is (prepare == "same"), report
     assert report["quiet"] == [] and report["raw before"] is False, report
     assert sorted(report["python"]) == ["statistics.fmean's code was changed",
                                         "statistics.mean's code was changed"], report

@@ -270,7 +270,24 @@ class Guard:
         # the kernel's start-up may have had a process of its own; a later one is the student's
         self.children, self.children_usage = _children(), _children_usage()
         self.signals = _signal_handlers()
+        self._inherit()
         self._modules()
+
+    def _inherit(self) -> None:
+        """Take over the watch that :func:`prepare` set up in the warm-kernel server before it
+        forked this kernel: the same modules, still loaded, under the same trusted folders (else
+        :meth:`_modules` looks at every module itself)."""
+        global _prepared
+        prepared, _prepared = _prepared, None
+        if prepared is None or prepared.trusted != self.trusted or \
+                any(sys.modules.get(name) is not module for name, module in prepared.modules.items()):
+            return
+        self.modules.update(prepared.modules)
+        self._others |= prepared._others
+        self._trusted_modules |= prepared._trusted_modules
+        self.functions.update(prepared.functions)
+        for key, entry in prepared.watch.items():
+            self.watch.setdefault(key, entry)
 
     def _lists(self, shell) -> dict[str, list]:
         found = {"ast_transformers": shell.ast_transformers,
@@ -840,6 +857,22 @@ def _wrap(original, guard: Guard):
         return reply
 
     return do_execute
+
+
+_prepared: Guard | None = None
+
+
+def prepare(trusted: list[str]) -> None:
+    """In the warm-kernel server (:mod:`course_grading.kernel.warm`), before it forks any kernel:
+    watch the course and library modules it has loaded (torch's are most of a kernel's), so that
+    each kernel's :meth:`Guard.start` inherits that snapshot and looks only at what was
+    imported since. ``trusted``: the folders a kernel trusts (:func:`sandbox.trusted_paths`);
+    a kernel whose own differ takes its snapshot itself. The server runs no notebook code."""
+    global _prepared
+    guard = Guard({"secret": "", "tests": [], "hidden": [], "read_only": [],
+                   "workdir": os.devnull, "trusted": trusted})
+    guard._modules()
+    _prepared = guard
 
 
 def install(config: dict) -> Guard:

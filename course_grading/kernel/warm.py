@@ -135,12 +135,14 @@ def serve(path: str, with_torch: bool) -> None:
     import pdb  # noqa: F401
     import sqlite3  # noqa: F401
 
-    import course_grading.kernel.guard  # noqa: F401
     if with_torch:
         import matplotlib.pyplot  # noqa: F401  (MPLBACKEND is Agg here as in every kernel)
         import numpy  # noqa: F401
         import torch  # noqa: F401
         import torch._dynamo  # noqa: F401  (a first optimizer imports it: a second per kernel)
+    # every kernel's guard inherits this snapshot of the loaded modules (see guard.prepare)
+    from course_grading.kernel import guard, sandbox
+    guard.prepare(sandbox.trusted_paths(Path(os.devnull)))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # the system reaps the children
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     partial = f"{path}.partial"
