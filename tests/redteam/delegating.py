@@ -205,6 +205,17 @@ _MAML_PROTONETS = {
             model.eval()
             return history.loss
     """),
+    "matching": _cell("""
+        from course_lib import matching as mn
+
+
+        def matching_probabilities(z_query: torch.Tensor, z_support: torch.Tensor,
+                                   support_y: torch.Tensor, ways: int,
+                                   scale: float = 10.0) -> torch.Tensor:
+            \"\"\"The course's attention, then the course's vote.\"\"\"
+            return mn.label_probabilities(mn.cosine_attention(z_query, z_support, scale),
+                                          support_y, ways)
+    """),
 }
 
 _MULTITASK = {
