@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import seeding
 from .paths import cache_dir, cache_file, data_dir
 
 DATASETS = ("omniglot", "mnist", "fashion_mnist", "digits")
@@ -200,6 +201,22 @@ def load_omniglot(split: str = "background") -> ImageSet:
 
     x, y = _cached(f"omniglot_{split}_28", build)
     return ImageSet(x[:, None].float().div_(255), y, OMNIGLOT_SPLITS[split][0], f"omniglot/{split}")
+
+
+def some_classes(data: ImageSet, classes: int, seed: int = 0) -> ImageSet:
+    """``classes`` classes of ``data`` drawn at random (seeded, and moving with ``COURSE_SEED``),
+    relabelled 0…classes−1, with all their examples. The draws of one seed are nested: the 20
+    classes of a seed include its 5. For "how many tasks": fewer meta-training classes, fewer
+    distinct tasks (Omniglot's background classes come alphabet by alphabet, so the first n
+    would also be fewer alphabets)."""
+    if not 1 <= classes <= data.classes:
+        raise ValueError(f"classes must lie in 1…{data.classes} for {data.name}, got {classes}")
+    chosen = torch.randperm(data.classes, generator=seeding.generator(seed))[:classes]
+    relabel = torch.full((data.classes,), -1, dtype=torch.long)
+    relabel[chosen] = torch.arange(classes)
+    keep = relabel[data.y] >= 0
+    return ImageSet(data.x[keep], relabel[data.y[keep]], classes,
+                    f"{data.name}{{{classes} of seed {seeding.seed(seed)}}}")
 
 
 def with_rotations(data: ImageSet) -> ImageSet:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course_lib import data, paths
-from course_lib.data import FETCH_COMMAND, DataUnavailable, ImageSet, with_rotations
+from course_lib.data import FETCH_COMMAND, DataUnavailable, ImageSet, some_classes, with_rotations
 
 
 def check_images(ds: ImageSet, n: int, classes: int):
@@ -133,6 +133,27 @@ def test_with_rotations():
 
 
 @pytest.mark.data
+def test_some_classes_are_random_nested_relabelled_and_move_with_the_course_seed(monkeypatch):
+    """checks that some_classes keeps every example of the classes it draws and no other,
+    relabels them 0…n−1, draws nested sets for one seed (the 3 are among the 6), other classes
+    for another seed or COURSE_SEED, and refuses a count outside 1…classes."""
+    y = torch.arange(10).repeat_interleave(3)               # 10 classes, 3 examples each
+    full = ImageSet(y.float().view(-1, 1, 1, 1), y, 10, "toy")   # an image holds its class
+    original = lambda part: {int(v) for v in part.x.flatten()}
+    six, three = some_classes(full, 6, seed=1), some_classes(full, 3, seed=1)
+    assert (six.classes, len(six)) == (6, 18) and sorted(six.y.unique().tolist()) == list(range(6))
+    assert original(three) < original(six)
+    assert all(len({int(v) for v in six.x.flatten()[six.y == k]}) == 1 for k in range(6))
+    others = [original(some_classes(full, 3, seed=s)) for s in range(2, 8)]
+    monkeypatch.setenv("COURSE_SEED", "1")
+    others.append(original(some_classes(full, 3, seed=1)))
+    assert any(o != original(three) for o in others)
+    assert some_classes(full, 3, seed=1).name != three.name     # another cache entry
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match="1…10"):
+            some_classes(full, bad)
+
+
 def test_with_rotations_on_omniglot(omniglot_evaluation):
     """checks 4 × 659 classes of 20 images, the first quarter unchanged."""
     rot = with_rotations(omniglot_evaluation)
