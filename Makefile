@@ -27,9 +27,10 @@ test-fast: setup data        ## the edit loop: unit tests only (no notebook, gra
 	$(TEST_ENV) COURSE_BUDGET=quick $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
 	  -m "not slow" tests
 
-bench: setup                 ## meta-training throughput -> build/results.json "benchmarks"
+bench: setup data            ## meta-training throughput, laptop accuracy -> build/results.json "benchmarks"
 	$(BIN)/python -m course_site.benchmarks
 	$(BIN)/python -m course_site.grading_benchmark
+	$(BIN)/python -m course_site.laptop
 
 paper: setup data            ## paper-scale MAML and ProtoNets on a GPU -> build/paper.json (hours)
 	$(BIN)/python -m course_site.paper
