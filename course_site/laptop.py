@@ -10,6 +10,11 @@ interval).
   300 s of training.
 - MAML (Finn et al. 2017: 98.7%), second order, notebook 05's setting run for longer:
   :data:`RECIPES` ``["maml"]``; target ≥ 96% within 600 s.
+- An in-context learner (Santoro et al. 2016's memory-augmented network: 82.8% from pixels):
+  notebook 04's attention reader, a small transformer over (image, label) pairs and the query,
+  trained end to end with its conv encoder from pixels (no pre-trained features), so that it
+  learns a task from the examples in its input, as a language model does from a prompt's
+  examples: :data:`RECIPES` ``["incontext"]``; target ≥ 80% within 600 s.
 
 Both train from scratch on every run (MAML's θ is written to the model cache but never
 loaded from it): the seconds are this machine's. Every fifth of the training, 200 other test
@@ -24,7 +29,7 @@ import sys
 
 import torch
 
-from course_lib import maml, protonets
+from course_lib import blackbox, maml, protonets
 from course_lib.budget import get_budget
 from course_lib.data import load_omniglot, with_rotations
 from course_lib.episodes import EpisodeSampler
@@ -40,8 +45,12 @@ RECIPES = {
     # notebook 05's setting (α = 0.4, one inner step, 16 tasks, β = 1.5·10⁻³ halved for the last
     # third), three test steps
     "maml": dict(steps=3200, test_steps=3),
+    # notebook 04's end-to-end black box (a random conv net and the attention reader), 16
+    # 5-way 1-shot episodes per step with one query per class, Adam at β = 10⁻³
+    "incontext": dict(steps=4000, beta=1e-3, meta_batch=16),
 }
-TARGETS = {"protonet": (0.98, 300.0), "maml": (0.96, 600.0)}   # (accuracy, training seconds)
+TARGETS = {"protonet": (0.98, 300.0), "maml": (0.96, 600.0),   # (accuracy, training seconds)
+           "incontext": (0.80, 600.0)}
 TEST_EPISODES, CURVE_EPISODES, CURVE_POINTS = 1000, 200, 5
 
 
@@ -73,6 +82,21 @@ def train_maml(train, test, steps: int, test_steps: int, curve_episodes: int = C
     return maml.learner(model, setting["alpha"], steps=test_steps), history
 
 
+def train_incontext(train, test, steps: int, beta: float, meta_batch: int,
+                    curve_episodes: int = CURVE_EPISODES, progress: bool = True):
+    """f_θ(𝒟ᵗʳ, xᵗˢ): a conv encoder and an attention reader meta-trained together from
+    pixels on 5-way 1-shot episodes; returns (learner, history)."""
+    seed_everything(0)
+    width = get_budget("default").width
+    model = blackbox.BlackBox(ConvNet(0, width=width), blackbox.AttentionReader(width, 5))
+    history = blackbox.meta_train(
+        model, EpisodeSampler(train, ways=5, shots=1, queries=1, seed=0), steps, beta=beta,
+        meta_batch=meta_batch, val_sampler=test_tasks(test, 1),
+        val_every=max(steps // CURVE_POINTS, 1), val_episodes=curve_episodes, progress=progress,
+        desc="in-context θ")
+    return blackbox.learner(model, 5), history
+
+
 def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,
         curve_episodes: int = CURVE_EPISODES, progress: bool = True) -> dict:
     """Train and test each learner of ``recipes`` (name → the keyword arguments of its trainer);
@@ -82,7 +106,7 @@ def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,
         raise ValueError(f"unknown learner(s) {sorted(unknown)}: choose from {sorted(TARGETS)}")
     threads = use_threads(os.cpu_count() or 1)
     train, test = with_rotations(load_omniglot("background")), load_omniglot("evaluation")
-    trainers = {"protonet": train_protonet, "maml": train_maml}
+    trainers = {"protonet": train_protonet, "maml": train_maml, "incontext": train_incontext}
     figures = {"laptop_threads": threads}
     for name, recipe in recipes.items():
         learner, history = trainers[name](train, test, **recipe, curve_episodes=curve_episodes,

@@ -4,15 +4,16 @@ import pytest
 from course_site import laptop
 
 TINY = {"protonet": dict(steps=5, ways=10, shots=1, queries=1, beta=1e-3, halvings=2),
-        "maml": dict(steps=2, test_steps=1)}
+        "maml": dict(steps=2, test_steps=1), "incontext": dict(steps=2, beta=1e-3, meta_batch=2)}
 
 
 def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, monkeypatch):
-    """checks that both learners train, are tested on 5-way 1-shot episodes with 15 queries, and
+    """checks that the three learners train, are tested on 5-way 1-shot episodes with 15 queries, and
     that each figure is the one its evaluation and its history gave (spied on and set to known
     values): the accuracy and interval, the seconds, a curve point per validation, and the
     verdict, which needs both the accuracy and the time (ProtoNet: 0.985 in 250 s meets ≥ 0.98
-    in 300 s; MAML: 0.97 in 700 s misses 600 s)."""
+    in 300 s; MAML: 0.97 in 700 s misses 600 s; the in-context learner: 0.85 in 100 s meets
+    ≥ 0.80 in 600 s)."""
     tested = {}
     real_evaluate = laptop.evaluate_episodes
 
@@ -20,7 +21,8 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
         assert (sampler.ways, sampler.shots, sampler.queries, episodes) == (5, 1, 15, 3)
         name = kwargs["desc"].split()[0]
         real_evaluate(learner, sampler, episodes, progress=False)   # the learner really works
-        tested[name] = {"protonet": (0.985, 0.004), "maml": (0.97, 0.005)}[name]
+        tested[name] = {"protonet": (0.985, 0.004), "maml": (0.97, 0.005),
+                        "incontext": (0.85, 0.01)}[name]
         return tested[name]
 
     def with_seconds(real, seconds, returns_tuple):
@@ -34,8 +36,10 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
     monkeypatch.setattr(laptop.protonets, "meta_train",
                         with_seconds(laptop.protonets.meta_train, 250.0, False))
     monkeypatch.setattr(laptop.maml, "omniglot", with_seconds(laptop.maml.omniglot, 700.0, True))
+    monkeypatch.setattr(laptop.blackbox, "meta_train",
+                        with_seconds(laptop.blackbox.meta_train, 100.0, False))
     figures = laptop.run(TINY, episodes=3, curve_episodes=2, progress=False)
-    assert set(tested) == {"protonet", "maml"}
+    assert set(tested) == {"protonet", "maml", "incontext"}
     assert figures["protonet_5w1s_acc"] == 0.985 and figures["protonet_5w1s_ci"] == 0.004
     assert figures["protonet_5w1s_train_seconds"] == 250.0 and figures["protonet_5w1s_steps"] == 5
     assert figures["protonet_5w1s_target_met"] is True
@@ -43,7 +47,10 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
     # a validation every step (steps // 5 < 1): seconds interpolated by steps
     assert [s for s, _ in figures["protonet_5w1s_curve"]] == [50.0, 100.0, 150.0, 200.0, 250.0]
     assert [s for s, _ in figures["maml_5w1s_curve"]] == [350.0, 700.0]
-    assert all(0 <= a <= 1 for _, a in figures["protonet_5w1s_curve"] + figures["maml_5w1s_curve"])
+    assert figures["incontext_5w1s_target_met"] is True
+    assert [s for s, _ in figures["incontext_5w1s_curve"]] == [50.0, 100.0]
+    assert all(0 <= a <= 1 for _, a in figures["protonet_5w1s_curve"] + figures["maml_5w1s_curve"]
+               + figures["incontext_5w1s_curve"])
 
 
 def test_unknown_learner_is_refused_before_training(monkeypatch):
