@@ -31,7 +31,7 @@ import torch
 
 from course_lib import blackbox, maml, protonets
 from course_lib.budget import get_budget
-from course_lib.data import load_omniglot, with_rotations
+from course_lib.data import checked, load_omniglot, with_rotations
 from course_lib.episodes import EpisodeSampler
 from course_lib.models import ConvNet
 from course_lib.seeding import seed_everything, use_threads
@@ -131,6 +131,10 @@ def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,
 
 
 def main() -> int:
+    missing = checked("omniglot")
+    if missing is not None:   # the data message, not a traceback; nothing is written
+        print(missing, file=sys.stderr)
+        return 1
     figures = run()
     print(f"wrote benchmarks to {record.update(benchmarks=figures)}")
     return 0

@@ -59,3 +59,16 @@ def test_unknown_learner_is_refused_before_training(monkeypatch):
     monkeypatch.setattr(laptop, "load_omniglot", lambda *a: pytest.fail("loaded data"))
     with pytest.raises(ValueError, match="relationnet"):
         laptop.run({"relationnet": dict(steps=1)})
+
+
+def test_missing_omniglot_gives_the_data_message(monkeypatch, tmp_path, capsys):
+    """checks that without Omniglot the command prints the data set's message (what to do) and
+    exits with 1, before anything trains or is written to results.json."""
+    from course_lib.data import DataUnavailable
+    missing = DataUnavailable("omniglot", tmp_path, "not found")
+    monkeypatch.setattr(laptop, "checked", lambda name: missing if name == "omniglot" else None)
+    monkeypatch.setattr(laptop, "run", lambda *a, **k: pytest.fail("trained without data"))
+    monkeypatch.setattr(laptop.record, "update", lambda **k: pytest.fail("wrote results"))
+    assert laptop.main() == 1
+    err = capsys.readouterr().err
+    assert "The omniglot data set is not available" in err and "COURSE_DATA" in err
