@@ -40,8 +40,8 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget("quick", pretrain_steps=100, finetune_steps=20, meta_steps=50,
-                    eval_episodes=50, repeats=2, source_classes=200, width=32),
+    "quick": Budget("quick", pretrain_steps=50, finetune_steps=20, meta_steps=25,
+                    eval_episodes=25, repeats=2, source_classes=200, width=32),
     "default": Budget("default", pretrain_steps=800, finetune_steps=100, meta_steps=2000,
                       eval_episodes=600, repeats=4, source_classes=None, width=32),
     "full": Budget("full", pretrain_steps=5000, finetune_steps=200, meta_steps=30000,
