@@ -20,7 +20,10 @@ Both train from scratch on every run (MAML's θ is written to the model cache bu
 loaded from it): the seconds are this machine's. Every fifth of the training, 200 other test
 episodes give a point of the accuracy-against-seconds curve (their time is not counted). The figures go under ``"benchmarks"`` of
 ``build/results.json``: ``{name}_5w1s_acc``, ``…_ci``, ``…_train_seconds``, ``…_steps``,
-``…_curve`` (``[seconds, accuracy]`` pairs) and ``…_target_met``.
+``…_curve`` (``[seconds, accuracy]`` pairs) and ``…_target_met``. The in-context learner, trained
+with one example per class, is then tested with K = 1, 2, 3, 5 and 10 examples per class in its
+input (:data:`SHOT_SWEEP`, 200 episodes each): ``incontext_acc_by_shots``, ``[K, accuracy,
+interval]`` rows — how a prompt with more examples than training ever showed is read.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import os
 import sys
 
 import torch
+from tqdm.auto import tqdm
 
 from course_lib import blackbox, maml, protonets
 from course_lib.budget import get_budget
@@ -35,7 +39,7 @@ from course_lib.data import checked, load_omniglot, with_rotations
 from course_lib.episodes import EpisodeSampler
 from course_lib.models import ConvNet
 from course_lib.seeding import seed_everything, use_threads
-from course_lib.training import evaluate_episodes
+from course_lib.training import evaluate_episodes, mean_ci
 
 from . import record
 
@@ -52,6 +56,8 @@ RECIPES = {
 TARGETS = {"protonet": (0.98, 300.0), "maml": (0.96, 600.0),   # (accuracy, training seconds)
            "incontext": (0.80, 600.0)}
 TEST_EPISODES, CURVE_EPISODES, CURVE_POINTS = 1000, 200, 5
+# examples per class in the input at test time, for the learners trained with one; episodes each
+SHOT_SWEEP, SWEEP_EPISODES = {"incontext": (1, 2, 3, 5, 10)}, 200
 
 
 def test_tasks(test, seed: int) -> EpisodeSampler:
@@ -97,8 +103,25 @@ def train_incontext(train, test, steps: int, beta: float, meta_batch: int,
     return blackbox.learner(model, 5), history
 
 
+def by_shots(learner, test, shots, episodes: int, progress: bool = True) -> list[list]:
+    """``[K, accuracy, 95% half-width]`` for each K in ``shots``: 5-way episodes (seed 2021) with
+    ``max(shots)`` drawings per class in 𝒟ᵗʳ and 10 queries per class (Omniglot has 20 drawings
+    of each character); for each K the learner reads the first K of each class (nested subsets)
+    and answers the same queries, so the rows compare K episode by episode."""
+    sampler = EpisodeSampler(test, ways=5, shots=max(shots), queries=10, seed=2021)
+    accs = {k: [] for k in shots}
+    for _ in tqdm(range(episodes), desc="examples per class", disable=not progress, leave=False):
+        e = sampler.sample()   # support grouped by class: class c's drawings at c·S … c·S + S − 1
+        for k in shots:
+            first = (torch.arange(e.ways)[:, None] * sampler.shots + torch.arange(k)).flatten()
+            predicted = learner(e.support_x[first], e.support_y[first], e.query_x)
+            accs[k].append((predicted == e.query_y).float().mean().item())
+    return [[k, *(round(v, 4) for v in mean_ci(accs[k]))] for k in shots]
+
+
 def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,
-        curve_episodes: int = CURVE_EPISODES, progress: bool = True) -> dict:
+        curve_episodes: int = CURVE_EPISODES, sweep_episodes: int = SWEEP_EPISODES,
+        progress: bool = True) -> dict:
     """Train and test each learner of ``recipes`` (name → the keyword arguments of its trainer);
     return the benchmark figures."""
     unknown = set(recipes) - set(TARGETS)
@@ -127,6 +150,11 @@ def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,
               f"{seconds:.0f} s of training ({steps} steps, {threads} threads); target "
               f"≥ {target_acc} within {target_seconds:.0f} s: "
               f"{'met' if figures[f'{key}_target_met'] else 'NOT met'}", flush=True)
+        if name in SHOT_SWEEP:   # trained with one example per class, read with more
+            rows = by_shots(learner, test, SHOT_SWEEP[name], sweep_episodes, progress)
+            figures[f"{name}_acc_by_shots"] = rows
+            print(f"{name}, examples per class in the input → accuracy: "
+                  + ", ".join(f"{k}: {a:.3f} ± {c:.3f}" for k, a, c in rows), flush=True)
     return figures
 
 

@@ -13,9 +13,16 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
     values): the accuracy and interval, the seconds, a curve point per validation, and the
     verdict, which needs both the accuracy and the time (ProtoNet: 0.985 in 250 s meets ≥ 0.98
     in 300 s; MAML: 0.97 in 700 s misses 600 s; the in-context learner: 0.85 in 100 s meets
-    ≥ 0.80 in 600 s)."""
-    tested = {}
+    ≥ 0.80 in 600 s); and that the in-context learner, and only it, is then read with 1, 2, 3, 5 and
+    10 examples per class in its input, one accuracy row per K."""
+    tested, swept = {}, []
     real_evaluate = laptop.evaluate_episodes
+    real_by_shots = laptop.by_shots
+
+    def by_shots(learner, test, shots, episodes, progress=True):
+        swept.extend(shots)
+        assert episodes == 2
+        return real_by_shots(learner, test, shots, episodes, progress=False)
 
     def evaluate(learner, sampler, episodes, **kwargs):
         assert (sampler.ways, sampler.shots, sampler.queries, episodes) == (5, 1, 15, 3)
@@ -33,12 +40,13 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
         return train
 
     monkeypatch.setattr(laptop, "evaluate_episodes", evaluate)
+    monkeypatch.setattr(laptop, "by_shots", by_shots)
     monkeypatch.setattr(laptop.protonets, "meta_train",
                         with_seconds(laptop.protonets.meta_train, 250.0, False))
     monkeypatch.setattr(laptop.maml, "omniglot", with_seconds(laptop.maml.omniglot, 700.0, True))
     monkeypatch.setattr(laptop.blackbox, "meta_train",
                         with_seconds(laptop.blackbox.meta_train, 100.0, False))
-    figures = laptop.run(TINY, episodes=3, curve_episodes=2, progress=False)
+    figures = laptop.run(TINY, episodes=3, curve_episodes=2, sweep_episodes=2, progress=False)
     assert set(tested) == {"protonet", "maml", "incontext"}
     assert figures["protonet_5w1s_acc"] == 0.985 and figures["protonet_5w1s_ci"] == 0.004
     assert figures["protonet_5w1s_train_seconds"] == 250.0 and figures["protonet_5w1s_steps"] == 5
@@ -49,6 +57,10 @@ def test_tiny_run_records_what_training_and_testing_gave(omniglot_background, mo
     assert [s for s, _ in figures["maml_5w1s_curve"]] == [350.0, 700.0]
     assert figures["incontext_5w1s_target_met"] is True
     assert [s for s, _ in figures["incontext_5w1s_curve"]] == [50.0, 100.0]
+    # only the in-context learner is read with more examples than it was trained with
+    assert swept == [1, 2, 3, 5, 10] and set(laptop.SHOT_SWEEP) == {"incontext"}
+    assert [k for k, _, _ in figures["incontext_acc_by_shots"]] == swept
+    assert all(0 <= a <= 1 and c >= 0 for _, a, c in figures["incontext_acc_by_shots"])
     assert all(0 <= a <= 1 for _, a in figures["protonet_5w1s_curve"] + figures["maml_5w1s_curve"]
                + figures["incontext_5w1s_curve"])
 
