@@ -1,5 +1,6 @@
 """The laptop-accuracy benchmark, run tiny: its figures, its curve, its verdict on the targets."""
 import pytest
+import torch
 
 from course_site import laptop
 
@@ -84,3 +85,27 @@ def test_missing_omniglot_gives_the_data_message(monkeypatch, tmp_path, capsys):
     assert laptop.main() == 1
     err = capsys.readouterr().err
     assert "The omniglot data set is not available" in err and "COURSE_DATA" in err
+
+
+def test_by_shots_reads_the_first_k_of_each_class_and_the_same_queries(omniglot_background):
+    """checks the in-context sweep on a learner that records what it is given and is right only
+    with three or more examples per class: for every K it gets K drawings of each of the 5
+    classes (the first K of the episode's, labels 0–4 K times each), always the same queries of
+    an episode, and the rows are [K, accuracy, interval] with accuracy 0 below K = 3, 1 from it."""
+    seen = []
+
+    def learner(support_x, support_y, query_x):
+        seen.append((support_x.clone(), support_y.clone(), query_x.clone()))
+        k = len(support_y) // 5
+        truth = torch.arange(5).repeat_interleave(len(query_x) // 5)   # the sampler's query order
+        return truth if k >= 3 else (truth + 1) % 5
+
+    rows = laptop.by_shots(learner, omniglot_background, (1, 3, 5), episodes=2, progress=False)
+    assert [r[:2] for r in rows] == [[1, 0.0], [3, 1.0], [5, 1.0]] and all(r[2] == 0.0 for r in rows)
+    for episode in range(2):
+        calls = seen[3 * episode: 3 * episode + 3]
+        widest_x = calls[-1][0].view(5, 5, *calls[-1][0].shape[1:])   # K = 5: (class, drawing, …)
+        for (x, y, q), k in zip(calls, (1, 3, 5)):
+            assert torch.equal(y, torch.arange(5).repeat_interleave(k))
+            assert torch.equal(x, widest_x[:, :k].flatten(0, 1))        # nested: the first k
+            assert torch.equal(q, calls[0][2]) and len(q) == 50          # the same 10 queries per class
