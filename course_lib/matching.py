@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .episodes import Episode, EpisodeSampler
-from .training import MetaHistory, episodic_fit, evaluate_episodes
+from .models import ConvNet
+from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes
 
 SCALE = 10.0
 
@@ -91,6 +92,17 @@ def meta_train(model: nn.Module, sampler: EpisodeSampler, steps: int, beta: floa
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes, scale)[0])
     return episodic_fit(model, lambda m, episode: episode_loss(m, episode, scale), sampler, steps,
                         beta, decay_every, validate, val_every, progress, desc)
+
+
+def meta_trained(images, budget, ways: int, shots: int, queries: int, steps: int,
+                 beta: float = 1e-3, decay_every: int = 0, seed: int = 0,
+                 progress: bool = True) -> tuple[nn.Module, MetaHistory]:
+    """f_θ (a ConvNet without a head) meta-trained by :func:`meta_train` on ``ways``-way
+    ``shots``-shot episodes of ``images``, cached like a prototypical network's
+    (:func:`course_lib.training.episodic_trained`). Returns ``(model, history)``."""
+    return episodic_trained("matching", lambda: ConvNet(0, width=budget.width),
+                            meta_train, images, budget, ways, shots, queries, steps, beta,
+                            decay_every, seed, progress)
 
 
 def learner(model: nn.Module, scale: float = SCALE):

@@ -28,11 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import seeding
 from .episodes import Episode, EpisodeSampler
 from .models import ConvNet
-from .seeding import seed_everything
-from .training import MetaHistory, cached, episodic_fit, evaluate_episodes, mean_ci
+from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes, mean_ci
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -145,19 +143,11 @@ def meta_trained(images, budget, ways: int, shots: int, queries: int, steps: int
                  progress: bool = True) -> tuple[ConvNet, MetaHistory]:
     """f_θ (a :class:`~course_lib.models.ConvNet` without a head) meta-trained by
     :func:`meta_train` on ``ways``-way ``shots``-shot episodes of ``images`` with ``queries``
-    queries per class, cached on disk like MAML's θ (:func:`course_lib.training.cached`): a
-    notebook run again loads it. Returns ``(f_θ, history)``; ``history.seconds`` is the time
-    training took when it ran."""
-    seed_everything(seed)
-    sampler = EpisodeSampler(images, ways=ways, shots=shots, queries=queries, seed=seed)
-    model = ConvNet(0, width=budget.width)
-    # the effective seed names the entry: f_θ of another COURSE_SEED is another model
-    key = (f"protonet_{images.name}_n{len(images)}_w{budget.width}_{ways}way{shots}shot{queries}q"
-           f"_steps{steps}_beta{beta}_decay{decay_every}_seed{seeding.seed(seed)}")
-    history = cached(model, key, lambda: meta_train(
-        model, sampler, steps, beta=beta, decay_every=decay_every, progress=progress,
-        desc=f"meta-train {shots}-shot θ"))
-    return model.eval(), history
+    queries per class, cached (:func:`course_lib.training.episodic_trained`): a notebook run
+    again loads it. Returns ``(f_θ, history)``."""
+    return episodic_trained("protonet", lambda: ConvNet(0, width=budget.width), meta_train,
+                            images, budget, ways, shots, queries, steps, beta, decay_every, seed,
+                            progress)
 
 
 def learner(model: nn.Module):

@@ -1,9 +1,9 @@
 """Relation networks: a learned module scores how well a query matches each class.
 
 Sung, Yang, Zhang, Xiang, Torr & Hospedales (2018), "Learning to Compare: Relation Network for
-Few-Shot Learning". An embedding f_θ maps each image to a point; class k is the sum of its
-embedded support examples, c_k = Σ_{(x_i, y_i) ∈ 𝒟ᵗʳ, y_i = k} f_θ(x_i); a relation module
-g_φ reads a class and a query side by side and scores their match,
+Few-Shot Learning". An embedding f_θ maps each image to a point; class k is the mean of its
+embedded support examples, c_k = (1/K) Σ_{(x_i, y_i) ∈ 𝒟ᵗʳ, y_i = k} f_θ(x_i) (a prototype); a
+relation module g_φ reads a class and a query side by side and scores their match,
 
     r_k(x) = g_φ([c_k ; f_θ(x)]) ∈ (0, 1),
 
@@ -14,7 +14,11 @@ Prototypical and matching networks fix the comparison (a squared distance, a cos
 comparison is learned, which is the paper's point. The paper's g_φ is two convolutional
 blocks over stacked feature maps; the course's ConvNet pools a 28×28 image to a vector, so g_φ
 here is a small MLP (one hidden layer with batch norm and ReLU, a sigmoid output) over the
-concatenated vectors. The paper meta-trains Omniglot on 5- and 20-way episodes: with 60-way
+concatenated vectors. The paper sums the support embeddings of a class and trains one model per
+K; a sum grows with K, so a module trained at K = 1 misreads K = 5 (a 1-shot model tested
+with sums scored 0.31 5-way 5-shot here, against 0.95 at 1-shot). The mean is the same
+function at K = 1 and keeps g_φ's input on one scale for every K, so one model serves both
+columns of notebook 06's table. The paper meta-trains Omniglot on 5- and 20-way episodes: with 60-way
 1-shot episodes of one query (06's ProtoNet recipe) the positives are 1 target in 60 and the
 scores collapsed to 0 here (query accuracy at chance).
 
@@ -32,7 +36,8 @@ from torch import nn
 
 from .episodes import Episode, EpisodeSampler
 from .protonets import prototypes
-from .training import MetaHistory, episodic_fit, evaluate_episodes
+from .models import ConvNet
+from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes
 
 
 class RelationModule(nn.Module):
@@ -71,12 +76,6 @@ class RelationNet(nn.Module):
         return self.embedding(x)
 
 
-def class_sums(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
-    """c_k = Σ_{i: y_i = k} f_θ(x_i), shape (ways, d) (every class needs a support example)."""
-    c = prototypes(embeddings, labels, ways)   # the class means (and the errors for bad labels)
-    return c * torch.bincount(labels, minlength=ways).to(c.dtype)[:, None]
-
-
 def relation_scores(relation: nn.Module, z_query: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """r_k(x) = g_φ([c_k ; f_θ(x)]) for every query (m, d) and class (ways, d): (m, ways)."""
     m, ways = len(z_query), len(c)
@@ -90,7 +89,7 @@ def episode_scores(model: RelationNet, support_x: torch.Tensor, support_y: torch
     forward pass (batch norm in training mode normalises both alike), then compared."""
     z = model(torch.cat([support_x, query_x]))
     z_support, z_query = z[: len(support_x)], z[len(support_x):]
-    c = class_sums(z_support, support_y, int(support_y.max()) + 1)
+    c = prototypes(z_support, support_y, int(support_y.max()) + 1)   # c_k: class means
     return relation_scores(model.relation, z_query, c)
 
 
@@ -113,6 +112,17 @@ def meta_train(model: RelationNet, sampler: EpisodeSampler, steps: int, beta: fl
     validate = val_sampler and (lambda: evaluate(model, val_sampler, val_episodes)[0])
     return episodic_fit(model, lambda m, episode: episode_loss(m, episode), sampler, steps, beta,
                         decay_every, validate, val_every, progress, desc)
+
+
+def meta_trained(images, budget, ways: int, shots: int, queries: int, steps: int,
+                 beta: float = 1e-3, decay_every: int = 0, seed: int = 0,
+                 progress: bool = True) -> tuple[RelationNet, MetaHistory]:
+    """θ and φ (a ConvNet without a head, and g_φ) meta-trained by :func:`meta_train` on ``ways``-way
+    ``shots``-shot episodes of ``images``, cached like a prototypical network's
+    (:func:`course_lib.training.episodic_trained`). Returns ``(model, history)``."""
+    return episodic_trained("relation", lambda: RelationNet(ConvNet(0, width=budget.width), features=budget.width),
+                            meta_train, images, budget, ways, shots, queries, steps, beta,
+                            decay_every, seed, progress)
 
 
 def learner(model: RelationNet):

@@ -41,13 +41,16 @@ def report(notebook: str, budget: Budget, **figures: float) -> dict:
 
 
 def show_table(rows: dict, columns: list[str], title: str = "") -> None:
-    """Print ``rows`` (name → tuple of values, one per column) as an aligned table."""
+    """Print ``rows`` (name → tuple of values, one per column) as an aligned table: each column
+    16 characters wide, or its header's length and two spaces where that is wider."""
     width = max(map(len, rows), default=4) + 2
+    widths = [max(16, len(c) + 2) for c in columns]
     if title:
         print(title)
-    print(" " * width + "".join(f"{c:>16s}" for c in columns))
+    print(" " * width + "".join(f"{c:>{w}s}" for c, w in zip(columns, widths)))
     for name, values in rows.items():
-        cells = "".join(f"{v:>16.3f}" if isinstance(v, float) else f"{v!s:>16s}" for v in values)
+        cells = "".join(f"{v:>{w}.3f}" if isinstance(v, float) else f"{v!s:>{w}s}"
+                        for v, w in zip(values, widths))
         print(f"{name:{width}s}{cells}")
 
 

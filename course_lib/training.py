@@ -3,6 +3,8 @@
 - :func:`adam`: the course's Adam (the multi-tensor update: the default's numbers, faster).
 - :func:`fit`: minibatch gradient descent with Adam, a tqdm progress bar and a :class:`History`.
 - :func:`cached`: load a trained model and its history from the cache, or train and store it.
+- :func:`episodic_trained`: a metric meta-learner (prototypical, matching, relation network)
+  meta-trained on episodes once, then loaded from the cache.
 - :func:`meta_fit`: the outer loop every meta-learner shares (one optimiser step per meta-batch,
   timing, meta-validation now and then), recorded in a :class:`MetaHistory`.
 - :func:`accuracy`: classification accuracy of a model on a tensor data set.
@@ -28,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .episodes import stack_episodes
+from . import seeding
+from .episodes import EpisodeSampler, stack_episodes
 from .paths import cache_dir, cache_file
-from .seeding import generator
+from .seeding import generator, seed_everything
 
 
 def adam(params, lr: float = 1e-3) -> torch.optim.Adam:
@@ -241,6 +244,33 @@ def episodic_fit(model: nn.Module, episode_loss, sampler, steps: int, beta: floa
                        decay_every, validate, val_every, progress, desc)
     model.eval()
     return history
+
+
+def episodic_trained(kind: str, make_model, meta_train, images, budget, ways: int, shots: int,
+                     queries: int, steps: int, beta: float = 1e-3, decay_every: int = 0,
+                     seed: int = 0, progress: bool = True):
+    """A metric meta-learner's θ meta-trained on ``ways``-way ``shots``-shot episodes of
+    ``images`` with ``queries`` queries per class, cached like MAML's θ (:func:`cached`): a
+    notebook run again loads it. Returns ``(model, history)``; ``history.seconds`` is the time
+    training took when it ran.
+
+    Args:
+        kind: the method's name in the cache key (``"protonet"``, ``"matching"``, ``"relation"``).
+        make_model: ``() → model``, called after seeding, so θ's initialisation is seeded.
+        meta_train: the method's ``meta_train(model, sampler, steps, beta=…, decay_every=…,
+            progress=…, desc=…)``.
+        the rest: as :func:`course_lib.protonets.meta_train`; ``seed`` seeds θ and the episodes.
+    """
+    seed_everything(seed)
+    sampler = EpisodeSampler(images, ways=ways, shots=shots, queries=queries, seed=seed)
+    model = make_model()
+    # the effective seed names the entry: θ of another COURSE_SEED is another model
+    key = (f"{kind}_{images.name}_n{len(images)}_w{budget.width}_{ways}way{shots}shot{queries}q"
+           f"_steps{steps}_beta{beta}_decay{decay_every}_seed{seeding.seed(seed)}")
+    history = cached(model, key, lambda: meta_train(
+        model, sampler, steps, beta=beta, decay_every=decay_every, progress=progress,
+        desc=f"meta-train {kind} θ ({shots}-shot)"))
+    return model.eval(), history
 
 
 def freeze_frozen_batchnorm(model: nn.Module) -> None:

@@ -87,6 +87,14 @@ PAPER = {
         (0.988, "ProtoNet, Snell et al. 2017"),
     ("06_prototypical_networks", "protonet_omniglot_5w5s_acc"):
         (0.997, "ProtoNet, Snell et al. 2017"),
+    ("06_prototypical_networks", "matching_omniglot_5w1s_acc"):
+        (0.981, "matching networks, Vinyals et al. 2016"),
+    ("06_prototypical_networks", "matching_omniglot_5w5s_acc"):
+        (0.989, "matching networks, Vinyals et al. 2016"),
+    ("06_prototypical_networks", "relation_omniglot_5w1s_acc"):
+        (0.996, "relation networks, Sung et al. 2018"),
+    ("06_prototypical_networks", "relation_omniglot_5w5s_acc"):
+        (0.998, "relation networks, Sung et al. 2018"),
     ("08_rl_basics", "reinforce_rtg_cartpole_return"):
         (475.0, "Gymnasium: CartPole-v1 is solved at a mean return of 475 over 100 episodes"),
 }

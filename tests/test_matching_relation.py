@@ -1,4 +1,4 @@
-"""Matching networks and relation networks: attention, label votes, class sums, relation scores,
+"""Matching networks and relation networks: attention, label votes, class means, relation scores,
 their episode losses, training and learners (the other two rows of Chen et al.'s table)."""
 import math
 
@@ -58,14 +58,21 @@ def test_matching_meta_training_learns():
 
 
 # ---------------------------------------------------------------------------- relation networks
-def test_class_sums_by_hand():
-    """checks c_k is the sum (not the mean) of class k's support embeddings, and the errors of
-    the prototypes for a class with no example."""
-    z = torch.tensor([[0.0, 1.0], [2.0, 4.0], [1.0, 1.0], [5.0, -1.0], [3.0, 3.0]])
-    c = relation.class_sums(z, torch.tensor([0, 0, 1, 1, 1]), ways=2)
-    assert torch.allclose(c, torch.tensor([[2.0, 5.0], [9.0, 3.0]]))
+def test_relation_reads_the_class_means_so_any_k():
+    """checks the relation network compares each query with the mean of its class's support
+    embeddings: the episode's scores are g_φ of the prototypes, and repeating every support
+    example (K = 1 → K = 3, the same means) leaves them unchanged, while a sum would triple."""
+    torch.manual_seed(0)
+    net = relation.RelationNet(nn.Flatten(), features=4, hidden=3).eval()
+    support_x, support_y = torch.randn(2, 1, 2, 2), torch.tensor([0, 1])
+    query_x = torch.randn(3, 1, 2, 2)
+    scores = relation.episode_scores(net, support_x, support_y, query_x)
+    c = torch.stack([support_x[0].flatten(), support_x[1].flatten()])
+    assert torch.allclose(scores, relation.relation_scores(net.relation, query_x.flatten(1), c))
+    tripled = relation.episode_scores(net, support_x.repeat(3, 1, 1, 1), support_y.repeat(3), query_x)
+    assert torch.allclose(tripled, scores)
     with pytest.raises(ValueError, match="no example"):
-        relation.class_sums(z, torch.tensor([0, 0, 0, 0, 0]), ways=2)
+        relation.episode_scores(net, support_x, torch.tensor([1, 1]), query_x)
 
 
 def test_relation_scores_compare_each_class_with_each_query():
@@ -113,3 +120,35 @@ def test_relation_meta_training_learns():
     mean, _ = relation.evaluate(net, EpisodeSampler(data, ways=3, shots=1, queries=5, seed=1),
                                 episodes=10)
     assert mean > 0.6   # chance: 1/3
+
+
+@pytest.mark.parametrize("method", [matching, relation])
+def test_meta_trained_is_meta_train_once_then_the_cache(method, tmp_data, monkeypatch):
+    """checks that matching.meta_trained and relation.meta_trained give the θ that seeding and
+    meta_train by hand give, that a second call loads it without drawing an episode, and that
+    the two methods and the prototypical network keep separate cache entries."""
+    import dataclasses
+
+    from course_lib import protonets
+    from course_lib.budget import get_budget
+    from course_lib.seeding import seed_everything
+
+    data, budget = blob_images(noise=0.5), dataclasses.replace(get_budget("quick"), width=8)
+    episodes = dict(ways=3, shots=1, queries=2, steps=10, beta=1e-2, seed=4, progress=False)
+    proto, _ = protonets.meta_trained(data, budget, **episodes)
+    model, history = method.meta_trained(data, budget, **episodes)
+    seed_everything(4)
+    sampler = EpisodeSampler(data, ways=3, shots=1, queries=2, seed=4)
+    by_hand = (ConvNet(0, width=8) if method is matching
+               else relation.RelationNet(ConvNet(0, width=8), features=8))
+    method.meta_train(by_hand, sampler, 10, beta=1e-2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 by_hand.state_dict().values()))
+    if method is matching:   # the same net and episodes, another loss: not the protonet's entry
+        assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                         proto.state_dict().values()))
+    monkeypatch.setattr(EpisodeSampler, "sample", lambda self: pytest.fail("trained again"))
+    again, loaded = method.meta_trained(data, budget, **episodes)
+    assert loaded.seconds == history.seconds and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 again.state_dict().values()))

@@ -105,6 +105,16 @@ def test_show_table_aligns_rows(capsys):
         assert all(line[edge] != " " for line in [header, *body])
 
 
+def test_show_table_widens_a_column_for_a_long_header(capsys):
+    """checks a header longer than 16 characters gets a column of its length and two spaces,
+    so headers never run together, and the cells stay right-aligned under it."""
+    results.show_table({"MAML": ("54.7 (4)", 0.9397)}, ["mini-ImageNet 1-shot", "Omniglot"])
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["mini-ImageNet", "1-shot", "Omniglot"]
+    assert len(header) == len(row) == len("MAML") + 2 + len("mini-ImageNet 1-shot") + 2 + 16
+    assert header.index("1-shot") + len("1-shot") == row.index("(4)") + len("(4)")
+
+
 def test_show_table_without_title(capsys):
     """checks that no title line is printed when none is given."""
     results.show_table({"a": (1.0,)}, ["x"])
