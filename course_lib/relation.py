@@ -18,9 +18,9 @@ concatenated vectors. The paper sums the support embeddings of a class and train
 K; a sum grows with K, so a module trained at K = 1 misreads K = 5 (a 1-shot model tested
 with sums scored 0.31 5-way 5-shot here, against 0.95 at 1-shot). The mean is the same
 function at K = 1 and keeps g_φ's input on one scale for every K, so one model serves both
-columns of notebook 06's table. The paper meta-trains Omniglot on 5- and 20-way episodes: with 60-way
-1-shot episodes of one query (06's ProtoNet recipe) the positives are 1 target in 60 and the
-scores collapsed to 0 here (query accuracy at chance).
+columns of notebook 06's table. The paper meta-trains Omniglot on 5- and 20-way episodes:
+with 60-way 1-shot episodes of one query (06's ProtoNet recipe) the positives are 1 target in
+60 and the scores collapsed to 0 here (query accuracy at chance).
 
 Example::
 
@@ -117,12 +117,14 @@ def meta_train(model: RelationNet, sampler: EpisodeSampler, steps: int, beta: fl
 def meta_trained(images, budget, ways: int, shots: int, queries: int, steps: int,
                  beta: float = 1e-3, decay_every: int = 0, seed: int = 0,
                  progress: bool = True) -> tuple[RelationNet, MetaHistory]:
-    """θ and φ (a ConvNet without a head, and g_φ) meta-trained by :func:`meta_train` on ``ways``-way
-    ``shots``-shot episodes of ``images``, cached like a prototypical network's
+    """θ and φ (a ConvNet without a head, and g_φ) meta-trained by :func:`meta_train` on
+    ``ways``-way ``shots``-shot episodes of ``images``, cached like a prototypical network's
     (:func:`course_lib.training.episodic_trained`). Returns ``(model, history)``."""
-    return episodic_trained("relation", lambda: RelationNet(ConvNet(0, width=budget.width), features=budget.width),
-                            meta_train, images, budget, ways, shots, queries, steps, beta,
-                            decay_every, seed, progress)
+    def make_model():
+        return RelationNet(ConvNet(0, width=budget.width), features=budget.width)
+
+    return episodic_trained("relation", make_model, meta_train, images, budget, ways, shots,
+                            queries, steps, beta, decay_every, seed, progress)
 
 
 def learner(model: RelationNet):

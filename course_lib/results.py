@@ -43,6 +43,9 @@ def report(notebook: str, budget: Budget, **figures: float) -> dict:
 def show_table(rows: dict, columns: list[str], title: str = "") -> None:
     """Print ``rows`` (name → tuple of values, one per column) as an aligned table: each column
     16 characters wide, or its header's length and two spaces where that is wider."""
+    longer = [name for name, values in rows.items() if len(values) > len(columns)]
+    if longer:
+        raise ValueError(f"row {longer[0]!r} has more values than the {len(columns)} columns")
     width = max(map(len, rows), default=4) + 2
     widths = [max(16, len(c) + 2) for c in columns]
     if title:

@@ -113,6 +113,8 @@ def test_show_table_widens_a_column_for_a_long_header(capsys):
     assert header.split() == ["mini-ImageNet", "1-shot", "Omniglot"]
     assert len(header) == len(row) == len("MAML") + 2 + len("mini-ImageNet 1-shot") + 2 + 16
     assert header.index("1-shot") + len("1-shot") == row.index("(4)") + len("(4)")
+    with pytest.raises(ValueError, match="'MAML' has more values than the 1 columns"):
+        results.show_table({"MAML": ("54.7 (4)", 0.9397)}, ["mini-ImageNet 1-shot"])
 
 
 def test_show_table_without_title(capsys):
