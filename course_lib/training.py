@@ -395,3 +395,28 @@ def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
             accs += correct.float().mean(1).tolist()
             bar.update(len(batch))
     return mean_ci(accs)
+
+
+def accuracy_by_shots(learner, sampler, shots, episodes: int, progress: bool = True,
+                      desc: str = "examples per class") -> list[Estimate]:
+    """Query accuracy (mean, 95% CI) of ``learner`` given only the first k support examples of
+    each class, for each k in ``shots``: how a learner uses a 𝒟ᵗʳ smaller or larger than the
+    one it was trained with.
+
+    Each episode of ``sampler`` (``max(shots)`` examples per class, grouped by class) is drawn
+    once; for every k the learner gets the first k of each class (nested subsets) and the same
+    queries, so the rows compare the k episode by episode. A black box reads the larger 𝒟ᵗʳ in
+    its input and changes no weight: in-context learning. (For a prototypical network,
+    :func:`course_lib.protonets.accuracy_by_shots` gives the same numbers and embeds each episode
+    once.)
+    """
+    if max(shots) > sampler.shots:
+        raise ValueError(f"the sampler has {sampler.shots} shots, cannot test {max(shots)}")
+    accs = {k: [] for k in shots}
+    for _ in tqdm(range(episodes), desc=desc, disable=not progress, leave=False):
+        e = sampler.sample()   # class c's examples at c·S … c·S + S − 1
+        for k in shots:
+            first = (torch.arange(e.ways)[:, None] * sampler.shots + torch.arange(k)).flatten()
+            predicted = learner(e.support_x[first], e.support_y[first], e.query_x)
+            accs[k].append((predicted == e.query_y).float().mean().item())
+    return [mean_ci(accs[k]) for k in shots]

@@ -31,7 +31,6 @@ import os
 import sys
 
 import torch
-from tqdm.auto import tqdm
 
 from course_lib import blackbox, maml, protonets
 from course_lib.budget import get_budget
@@ -39,7 +38,7 @@ from course_lib.data import checked, load_omniglot, with_rotations
 from course_lib.episodes import EpisodeSampler
 from course_lib.models import ConvNet
 from course_lib.seeding import seed_everything, use_threads
-from course_lib.training import evaluate_episodes, mean_ci
+from course_lib.training import accuracy_by_shots, evaluate_episodes
 
 from . import record
 
@@ -106,17 +105,11 @@ def train_incontext(train, test, steps: int, beta: float, meta_batch: int,
 def by_shots(learner, test, shots, episodes: int, progress: bool = True) -> list[list]:
     """``[K, accuracy, 95% half-width]`` for each K in ``shots``: 5-way episodes (seed 2021) with
     ``max(shots)`` drawings per class in 𝒟ᵗʳ and 10 queries per class (Omniglot has 20 drawings
-    of each character); for each K the learner reads the first K of each class (nested subsets)
-    and answers the same queries, so the rows compare K episode by episode."""
+    of each character), read with the first K of each class
+    (:func:`course_lib.training.accuracy_by_shots`: the rows compare K episode by episode)."""
     sampler = EpisodeSampler(test, ways=5, shots=max(shots), queries=10, seed=2021)
-    accs = {k: [] for k in shots}
-    for _ in tqdm(range(episodes), desc="examples per class", disable=not progress, leave=False):
-        e = sampler.sample()   # support grouped by class: class c's drawings at c·S … c·S + S − 1
-        for k in shots:
-            first = (torch.arange(e.ways)[:, None] * sampler.shots + torch.arange(k)).flatten()
-            predicted = learner(e.support_x[first], e.support_y[first], e.query_x)
-            accs[k].append((predicted == e.query_y).float().mean().item())
-    return [[k, *(round(v, 4) for v in mean_ci(accs[k]))] for k in shots]
+    rows = accuracy_by_shots(learner, sampler, shots, episodes, progress)
+    return [[k, *(round(v, 4) for v in estimate)] for k, estimate in zip(shots, rows)]
 
 
 def run(recipes: dict = RECIPES, episodes: int = TEST_EPISODES,

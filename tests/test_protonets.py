@@ -9,7 +9,7 @@ from torch import nn
 from course_lib.data import ImageSet
 from course_lib.episodes import Episode, EpisodeSampler
 from course_lib.models import ConvNet
-from course_lib import protonets
+from course_lib import protonets, training
 from course_lib.protonets import (accuracy_by_shots, episode_logits, episode_loss, meta_train,
                                   proto_logits, prototypes, squared_distances)
 from course_lib.training import evaluate_episodes
@@ -241,6 +241,23 @@ def test_accuracy_by_shots_matches_the_learner():
     assert curve[0][0] == pytest.approx(sum(accs) / 6)
     with pytest.raises(ValueError):
         accuracy_by_shots(model, sampler, shots=[5], episodes=1)
+
+
+def test_any_learner_by_shots_gives_the_protonet_shortcut_s_numbers():
+    """checks training.accuracy_by_shots (any learner, given the first k support examples of each
+    class) against protonets.accuracy_by_shots (embeds each episode once) on the same episodes:
+    the same accuracies and intervals at every k, and a k the sampler lacks refused."""
+    torch.manual_seed(0)
+    model = ConvNet(0, width=4).eval()
+    data = blob_images(noise=1.0)
+    sampler = lambda: EpisodeSampler(data, ways=3, shots=4, queries=5, seed=3)
+    shortcut = accuracy_by_shots(model, sampler(), shots=[1, 2, 4], episodes=6, progress=False)
+    generic = training.accuracy_by_shots(protonets.learner(model), sampler(), [1, 2, 4], 6,
+                                         progress=False)
+    assert [v for e in generic for v in e] == pytest.approx([v for e in shortcut for v in e])
+    assert generic[0].samples == pytest.approx(shortcut[0].samples)
+    with pytest.raises(ValueError, match="4 shots"):
+        training.accuracy_by_shots(protonets.learner(model), sampler(), [5], 1)
 
 
 def test_episode_logits_shape():
