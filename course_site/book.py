@@ -61,7 +61,8 @@ CURRICULUM = [
         CS330_3: "the Bayesian view, the meta-learning problem and recipe",
         CS330_3_NOTES: "the same lecture"}),
     ("04", "Black-box meta-learning", "black_box", {
-        LECTURE9: "black-box meta-learning",
+        LECTURE9: "black-box meta-learning; in-context learning (\"Language Models are Few-Shot "
+                  "Learners\" on the slide of meta-learning's failures)",
         CS330_3: "the meta-learning problem and recipe"}),
     ("05", "MAML and its family", "maml_protonets", {
         LECTURE9: "optimisation-based meta-learning",
@@ -80,6 +81,8 @@ CURRICULUM = [
 PAPER = {
     ("04_black_box_meta_learning", "attention_omniglot_5w1s_acc"):
         (0.981, "matching networks, Vinyals et al. 2016"),
+    ("04_black_box_meta_learning", "incontext_pixels_5w1s_acc"):
+        (0.828, "memory-augmented network from pixels, second instance, Santoro et al. 2016"),
     ("05_maml", "maml_omniglot_5w1s_acc"): (0.987, "MAML, Finn et al. 2017"),
     ("06_prototypical_networks", "maml_omniglot_5w1s_acc_06"): (0.987, "MAML, Finn et al. 2017"),
     ("06_prototypical_networks", "maml_omniglot_5w5s_acc"): (0.999, "MAML, Finn et al. 2017"),
