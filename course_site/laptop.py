@@ -30,8 +30,6 @@ from __future__ import annotations
 import os
 import sys
 
-import torch
-
 from course_lib import blackbox, maml, protonets
 from course_lib.budget import get_budget
 from course_lib.data import checked, load_omniglot, with_rotations
