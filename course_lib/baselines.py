@@ -29,7 +29,7 @@ from .episodes import EpisodeSampler
 from .models import ConvNet
 from . import seeding
 from .seeding import seed_everything
-from .training import MetaHistory, adam, cached, evaluate_episodes, fit
+from .training import MetaHistory, adam, cached, embedded_learner, evaluate_episodes, fit
 
 
 def cosine_logits(z: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -149,23 +149,19 @@ def learner(theta: ConvNet, cosine: bool = False, steps: int = 100, lr: float = 
         cosine: fit a cosine head (Baseline++) instead of a linear one (Baseline).
     """
 
-    @torch.no_grad()
-    def embed(x):   # (E, n, *image) → (E, n, d), in slices of 128 images (faster than larger ones)
+    def embed(x):   # (n, *image) → (n, d), in slices of 128 images (faster than larger ones)
         theta.eval()
-        flat = x.flatten(0, 1)
-        return torch.cat([theta.features(part) for part in flat.split(128)]).unflatten(
-            0, x.shape[:2])
+        return torch.cat([theta.features(part) for part in x.split(128)])
 
-    def many(support_x, support_y, query_x):   # E episodes stacked: (E, n, …)
-        head = fit_heads(embed(support_x), support_y, int(support_y.max()) + 1, cosine, steps,
-                         lr, scale)
-        return head(embed(query_x)).argmax(-1)
+    def many(z_support, support_y, z_query):   # E episodes stacked: (E, n, d)
+        head = fit_heads(z_support, support_y, int(support_y.max()) + 1, cosine, steps, lr, scale)
+        return head(z_query).argmax(-1)
 
-    def predict(support_x, support_y, query_x):
-        return many(support_x[None], support_y[None], query_x[None])[0]
+    def head(z_support, support_y, z_query):
+        return many(z_support[None], support_y[None], z_query[None])[0]
 
-    predict.many = many
-    return predict
+    head.many = many
+    return embedded_learner(embed, head)
 
 
 def compare_learners(learners: dict, data: ImageSet, shots: list[int], episodes: int,

@@ -35,7 +35,8 @@ from .data import ImageSet
 from .episodes import EpisodeSampler
 from .models import ConvNet
 from .seeding import seed_everything
-from .training import MetaHistory, adam, evaluate_episodes, freeze_frozen_batchnorm, meta_fit
+from .training import (MetaHistory, adam, embedded_learner, evaluate_episodes,
+                       freeze_frozen_batchnorm, meta_fit)
 
 
 # ---------------------------------------------------------------------------- sequence format
@@ -396,17 +397,18 @@ def learner(model: BlackBox, ways: int, seed: int = 0):
     forward pass.
     """
     generator = seeding.generator(seed)
+    reader = BlackBox(nn.Identity(), model.reader)   # the sequence model, on encoded inputs
 
     @torch.no_grad()
-    def predict(support_x, support_y, query_x):
+    def head(z_support, support_y, z_query):
         model.eval()
-        s = to_sequence(support_x, support_y, query_x, ways=ways, generator=generator)
-        logits = model(s.x[None], s.labels[None], s.support_size)[0, s.support_size:]  # (Q, N)
-        predicted = torch.empty(len(query_x), dtype=torch.long)
+        s = to_sequence(z_support, support_y, z_query, ways=ways, generator=generator)
+        logits = reader(s.x[None], s.labels[None], s.support_size)[0, s.support_size:]  # (Q, N)
+        predicted = torch.empty(len(z_query), dtype=torch.long)
         predicted[s.order] = logits.argmax(-1)  # undo the shuffle
         return predicted
 
-    return predict
+    return embedded_learner(model.encoder, head)   # the encoder reads each input on its own
 
 
 def evaluate(model: BlackBox, sampler, episodes: int, seed: int = 0) -> tuple[float, float]:

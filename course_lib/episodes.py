@@ -6,7 +6,8 @@ and black-box learners (lecture: "the meta-learning problem", N-way K-shot).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -124,6 +125,16 @@ class EpisodeSampler:
     def __iter__(self):
         while True:
             yield self.sample()
+
+    def over(self, x: torch.Tensor) -> "EpisodeSampler":
+        """This sampler's stream over other inputs of the same examples (row i of ``x`` stands for
+        example i, e.g. its features f_θ(xᵢ)): the twin shares the generator, so its next
+        episode is the one this sampler would have drawn next, with the same labels."""
+        if len(x) != len(self.data):
+            raise ValueError(f"x has {len(x)} rows, the sampler's data {len(self.data)} examples")
+        twin = copy.copy(self)
+        twin.data = replace(self.data, x=x)
+        return twin
 
 
 def stack_episodes(episodes) -> tuple[torch.Tensor, ...]:

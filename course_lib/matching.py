@@ -33,7 +33,8 @@ from torch import nn
 
 from .episodes import Episode, EpisodeSampler
 from .models import ConvNet
-from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes
+from .training import (MetaHistory, embedded_learner, episodic_fit, episodic_trained,
+                       evaluate_episodes)
 
 SCALE = 10.0
 
@@ -67,7 +68,13 @@ def episode_probabilities(model: nn.Module, support_x: torch.Tensor, support_y: 
     """The query label distributions of one episode, shape (m, ways): support and query embedded
     in one forward pass (batch norm in training mode normalises both alike), then compared."""
     z = model(torch.cat([support_x, query_x]))
-    z_support, z_query = z[: len(support_x)], z[len(support_x):]
+    return features_probabilities(z[: len(support_x)], support_y, z[len(support_x):], scale)
+
+
+def features_probabilities(z_support: torch.Tensor, support_y: torch.Tensor,
+                           z_query: torch.Tensor, scale: float = SCALE) -> torch.Tensor:
+    """p(y = k | x, 𝒟ᵗʳ) on embedded points: support (n, d) and labels (n,), queries (m, d) →
+    (m, ways)."""
     attention = cosine_attention(z_query, z_support, scale)
     return label_probabilities(attention, support_y, int(support_y.max()) + 1)
 
@@ -111,11 +118,10 @@ def learner(model: nn.Module, scale: float = SCALE):
     depend on the other queries)."""
 
     @torch.no_grad()
-    def predict(support_x, support_y, query_x):
-        model.eval()
-        return episode_probabilities(model, support_x, support_y, query_x, scale).argmax(1)
+    def head(z_support, support_y, z_query):
+        return features_probabilities(z_support, support_y, z_query, scale).argmax(1)
 
-    return predict
+    return embedded_learner(model, head)
 
 
 def evaluate(model: nn.Module, sampler: EpisodeSampler, episodes: int, scale: float = SCALE,

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from .episodes import Episode, EpisodeSampler
 from .models import ConvNet
-from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes, mean_ci
+from .training import (MetaHistory, embedded_learner, episodic_fit, episodic_trained,
+                       evaluate_episodes, mean_ci)
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
@@ -98,9 +99,14 @@ def episode_logits(model: nn.Module, support_x: torch.Tensor, support_y: torch.T
     # One forward pass over support and query, so batch norm (in training mode) normalises
     # both with the same statistics.
     z = model(torch.cat([support_x, query_x]))  # (n + m, d)
-    z_support, z_query = z[: len(support_x)], z[len(support_x):]
-    c = prototypes(z_support, support_y, int(support_y.max()) + 1)
-    return proto_logits(z_query, c)
+    return features_logits(z[: len(support_x)], support_y, z[len(support_x):])
+
+
+def features_logits(z_support: torch.Tensor, support_y: torch.Tensor,
+                    z_query: torch.Tensor) -> torch.Tensor:
+    """The prototype classifier on embedded points: support (n, d) and labels (n,), queries
+    (m, d) → logits −‖f_θ(x) − c_k‖², shape (m, ways)."""
+    return proto_logits(z_query, prototypes(z_support, support_y, int(support_y.max()) + 1))
 
 
 def episode_loss(model: nn.Module, episode: Episode) -> tuple[torch.Tensor, float]:
@@ -159,11 +165,10 @@ def learner(model: nn.Module):
     """
 
     @torch.no_grad()
-    def predict(support_x, support_y, query_x):
-        model.eval()
-        return episode_logits(model, support_x, support_y, query_x).argmax(1)
+    def head(z_support, support_y, z_query):
+        return features_logits(z_support, support_y, z_query).argmax(1)
 
-    return predict
+    return embedded_learner(model, head)
 
 
 def evaluate(model: nn.Module, sampler: EpisodeSampler, episodes: int,

@@ -37,7 +37,8 @@ from torch import nn
 from .episodes import Episode, EpisodeSampler
 from .protonets import prototypes
 from .models import ConvNet
-from .training import MetaHistory, episodic_fit, episodic_trained, evaluate_episodes
+from .training import (MetaHistory, embedded_learner, episodic_fit, episodic_trained,
+                       evaluate_episodes)
 
 
 class RelationModule(nn.Module):
@@ -88,9 +89,15 @@ def episode_scores(model: RelationNet, support_x: torch.Tensor, support_y: torch
     """Relation scores of one episode, shape (m, ways): support and query embedded in one
     forward pass (batch norm in training mode normalises both alike), then compared."""
     z = model(torch.cat([support_x, query_x]))
-    z_support, z_query = z[: len(support_x)], z[len(support_x):]
+    return features_scores(model.relation, z[: len(support_x)], support_y, z[len(support_x):])
+
+
+def features_scores(relation: nn.Module, z_support: torch.Tensor, support_y: torch.Tensor,
+                    z_query: torch.Tensor) -> torch.Tensor:
+    """Relation scores on embedded points: support (n, d) and labels (n,), queries (m, d) →
+    (m, ways)."""
     c = prototypes(z_support, support_y, int(support_y.max()) + 1)   # c_k: class means
-    return relation_scores(model.relation, z_query, c)
+    return relation_scores(relation, z_query, c)
 
 
 def episode_loss(model: RelationNet, episode: Episode) -> tuple[torch.Tensor, float]:
@@ -132,11 +139,11 @@ def learner(model: RelationNet):
     network, for :func:`course_lib.training.evaluate_episodes` (eval mode)."""
 
     @torch.no_grad()
-    def predict(support_x, support_y, query_x):
-        model.eval()
-        return episode_scores(model, support_x, support_y, query_x).argmax(1)
+    def head(z_support, support_y, z_query):
+        model.eval()   # g_φ's batch norm
+        return features_scores(model.relation, z_support, support_y, z_query).argmax(1)
 
-    return predict
+    return embedded_learner(model.embedding, head)
 
 
 def evaluate(model: RelationNet, sampler: EpisodeSampler, episodes: int,

@@ -9,7 +9,8 @@
   timing, meta-validation now and then), recorded in a :class:`MetaHistory`.
 - :func:`accuracy`: classification accuracy of a model on a tensor data set.
 - :func:`mean_ci`: mean ± 95% confidence interval, as few-shot papers report over 600 episodes.
-- :func:`evaluate_episodes`: a learner's query accuracy over episodes, as mean ± 95% CI.
+- :func:`evaluate_episodes`: a learner's query accuracy over episodes, as mean ± 95% CI;
+  :func:`embedded_learner` is a learner whose f_θ it runs once per test image.
 """
 from __future__ import annotations
 
@@ -368,6 +369,61 @@ def mean_ci(values) -> Estimate:
     return Estimate(v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v)), v.tolist())
 
 
+def embedded_learner(embed, head):
+    """A learner made of an embedding applied to each image on its own and a head that reads
+    the features: ``(support_x, support_y, query_x) → head(f_θ(support_x), support_y,
+    f_θ(query_x))``.
+
+    ``embed`` maps images (n, *input_shape) to features (n, …); it runs without gradients, and
+    a module runs in eval mode (batch norm with its running statistics), so an image's features
+    do not depend on the other images. ``head(support_z, support_y, query_z) → labels``; a head
+    that solves many stacked episodes at once says so with ``head.many``. The learner keeps both
+    as ``learner.embed`` and ``learner.head``, so :func:`evaluate_episodes` can embed the test
+    images once instead of once per episode.
+    """
+
+    @torch.no_grad()
+    def features(x):
+        if isinstance(embed, nn.Module):
+            embed.eval()
+        return embed(x)
+
+    def predict(support_x, support_y, query_x):
+        z = features(torch.cat([support_x, query_x]))   # one forward pass for the episode
+        return head(z[: len(support_x)], support_y, z[len(support_x):])
+
+    def stacked(x):   # (E, n, *input_shape) → (E, n, …)
+        return features(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    if hasattr(head, "many"):
+        predict.many = lambda support_x, support_y, query_x: head.many(
+            stacked(support_x), support_y, stacked(query_x))
+    predict.embed, predict.head = features, head
+    return predict
+
+
+@torch.no_grad()
+def on_features(learner, sampler, episodes: int, slice_size: int = 512):
+    """``(learner, sampler)`` to evaluate ``episodes`` episodes with, the images embedded once.
+
+    When ``learner`` is an :func:`embedded_learner` and the episodes would show f_θ more images
+    than the sampler's classes hold, every image of those classes is embedded once (in slices of
+    ``slice_size``) and the returned pair is its head and the sampler's twin over the features
+    (:meth:`~course_lib.episodes.EpisodeSampler.over`, the same stream of episodes). Otherwise
+    the pair is returned unchanged. Either way the accuracies are the same, episode by episode.
+    """
+    embed, over = getattr(learner, "embed", None), getattr(sampler, "over", None)
+    if embed is None or over is None or sampler.device is not None:   # an EpisodeSampler on the CPU
+        return learner, sampler
+    rows = torch.cat([sampler.index[int(c)] for c in sampler.classes])
+    if episodes * sampler.ways * (sampler.shots + sampler.queries) <= len(rows):
+        return learner, sampler
+    z = torch.cat([embed(sampler.data.x[part]) for part in rows.split(slice_size)])
+    features = z.new_zeros(len(sampler.data), *z.shape[1:])   # rows of other classes stay 0
+    features[rows] = z
+    return learner.head, over(features)
+
+
 def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
                       desc: str = "episodes", chunk: int = 100) -> Estimate:
     """Mean ± 95% CI of a learner's query accuracy over ``episodes`` episodes of ``sampler``.
@@ -380,7 +436,11 @@ def evaluate_episodes(learner, sampler, episodes: int, progress: bool = True,
             episode dimension, see :func:`~course_lib.episodes.stack_episodes`); it is
             given ``chunk`` episodes per call and its accuracy is the same, episode by episode.
         sampler: an :class:`~course_lib.episodes.EpisodeSampler`.
+
+    An :func:`embedded_learner` is evaluated on features: its f_θ sees each test image once
+    (:func:`on_features`), not once per episode that draws it.
     """
+    learner, sampler = on_features(learner, sampler, episodes)
     many = getattr(learner, "many", None)
     accs = []
     with tqdm(total=episodes, desc=desc, disable=not progress, leave=False) as bar:

@@ -430,3 +430,66 @@ def test_the_fingerprint_does_not_depend_on_the_hash_seed():
                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
               for seed in (0, 2)}
     assert len(prints) == 1 and len(prints.pop().strip()) == 12
+
+
+def _embedded(method: str):
+    """A learner of ``method`` built on a fresh f_θ (width 8), and that f_θ."""
+    from course_lib import baselines, blackbox, matching, protonets, relation
+
+    torch.manual_seed(0)
+    f = ConvNet(0, width=8)
+    make = {"protonets": lambda: protonets.learner(f),
+            "matching": lambda: matching.learner(f),
+            "relation": lambda: relation.learner(relation.RelationNet(f, features=8)),
+            "baselines": lambda: baselines.learner(f, steps=5),
+            "blackbox": lambda: blackbox.learner(blackbox.BlackBox(f, blackbox.AttentionReader(8, 5)), 5)}
+    return make[method](), f
+
+
+@pytest.mark.parametrize("method", ["protonets", "matching", "relation", "baselines", "blackbox"])
+def test_evaluate_episodes_embeds_each_test_image_once_with_the_same_accuracies(method):
+    """checks that an embedded learner (every metric learner, the baselines, the black box) is
+    evaluated on features, f_θ seeing each image of the test set once instead of once per
+    episode that draws it, and that its accuracy is the same, episode by episode, as when
+    every episode is embedded on its own; a short evaluation embeds its episodes only."""
+    from course_lib.training import on_features
+    from toys import fake_images
+
+    data = fake_images(n_per_class=20)
+    scores, seen = {}, {}
+    for way in ("per episode", "on features"):
+        learner, f = _embedded(method)
+        if way == "per episode":   # the same learner without the features path
+            learner = functools.partial(learner)
+            if hasattr(learner.func, "many"):
+                learner.many = learner.func.many
+        images = []
+        f.blocks.register_forward_hook(lambda module, inputs, out: images.append(len(inputs[0])))
+        torch.manual_seed(1)   # the baselines' heads start from random weights
+        sampler = EpisodeSampler(data, ways=5, shots=2, queries=10, seed=3)
+        scores[way] = evaluate_episodes(learner, sampler, 40, progress=False).samples
+        seen[way] = sum(images)
+    assert scores["on features"] == scores["per episode"]
+    assert seen == {"per episode": 40 * 5 * 12, "on features": len(data)}
+    learner, _ = _embedded(method)
+    sampler = EpisodeSampler(data, ways=5, shots=2, queries=10, seed=3)
+    assert on_features(learner, sampler, episodes=3) == (learner, sampler)   # 180 < 200 images
+
+
+def test_a_sampler_over_features_draws_the_same_episodes():
+    """checks that EpisodeSampler.over continues the same stream of episodes over other inputs
+    (row i for example i), and refuses inputs of another length."""
+    from toys import fake_images
+
+    data = fake_images(n_per_class=20)
+    ids = torch.arange(len(data), dtype=torch.float32)[:, None]   # each example's row number
+    alone, shared = (EpisodeSampler(data, ways=5, shots=1, queries=3, seed=9) for _ in range(2))
+    twin = shared.over(ids)
+    drawn = [shared.sample(), twin.sample(), shared.sample()]   # one stream, shared generator
+    for i, expected in enumerate(alone.sample() for _ in range(3)):
+        support_x, query_x = ((data.x[t[:, 0].long()] if i == 1 else t)
+                              for t in (drawn[i].support_x, drawn[i].query_x))
+        assert torch.equal(support_x, expected.support_x) and torch.equal(query_x, expected.query_x)
+        assert torch.equal(drawn[i].query_y, expected.query_y)
+    with pytest.raises(ValueError, match="rows"):
+        shared.over(ids[:-1])
