@@ -432,18 +432,25 @@ def test_the_fingerprint_does_not_depend_on_the_hash_seed():
     assert len(prints) == 1 and len(prints.pop().strip()) == 12
 
 
-def _embedded(method: str):
-    """A learner of ``method`` built on a fresh f_θ (width 8), and that f_θ."""
+def _embedded(method: str, data):
+    """A learner of ``method`` on a small f_θ (width 8) that tells ``data``'s classes apart at
+    least in part, that f_θ, and the black box's reader (``None`` for the others)."""
     from course_lib import baselines, blackbox, matching, protonets, relation
 
     torch.manual_seed(0)
     f = ConvNet(0, width=8)
+    if method == "relation":   # g_φ untrained scores every class alike: 30 episodes first
+        net = relation.RelationNet(f, features=8)
+        relation.meta_train(net, EpisodeSampler(data, ways=5, shots=1, queries=3, seed=1), 30,
+                            beta=1e-2, progress=False)
+        return relation.learner(net), f, None
+    if method == "blackbox":   # an untrained reader predicts one label: its logits are compared
+        reader = blackbox.AttentionReader(8, 5)
+        return blackbox.learner(blackbox.BlackBox(f, reader), 5), f, reader
     make = {"protonets": lambda: protonets.learner(f),
             "matching": lambda: matching.learner(f),
-            "relation": lambda: relation.learner(relation.RelationNet(f, features=8)),
-            "baselines": lambda: baselines.learner(f, steps=5),
-            "blackbox": lambda: blackbox.learner(blackbox.BlackBox(f, blackbox.AttentionReader(8, 5)), 5)}
-    return make[method](), f
+            "baselines": lambda: baselines.learner(f, steps=50, lr=0.1)}
+    return make[method](), f, None
 
 
 @pytest.mark.parametrize("method", ["protonets", "matching", "relation", "baselines", "blackbox"])
@@ -451,27 +458,35 @@ def test_evaluate_episodes_embeds_each_test_image_once_with_the_same_accuracies(
     """checks that an embedded learner (every metric learner, the baselines, the black box) is
     evaluated on features, f_θ seeing each image of the test set once instead of once per
     episode that draws it, and that its accuracy is the same, episode by episode, as when
-    every episode is embedded on its own; a short evaluation embeds its episodes only."""
+    every episode is embedded on its own (for the black box, whose untrained reader predicts
+    one label, its logits too); a short evaluation embeds its episodes only."""
     from course_lib.training import on_features
     from toys import fake_images
 
     data = fake_images(n_per_class=20)
-    scores, seen = {}, {}
+    scores, seen, logits = {}, {}, {}
     for way in ("per episode", "on features"):
-        learner, f = _embedded(method)
+        learner, f, reader = _embedded(method, data)
         if way == "per episode":   # the same learner without the features path
             learner = functools.partial(learner)
             if hasattr(learner.func, "many"):
                 learner.many = learner.func.many
-        images = []
+        images, logits[way] = [], []
         f.blocks.register_forward_hook(lambda module, inputs, out: images.append(len(inputs[0])))
+        if reader is not None:
+            reader.register_forward_hook(lambda module, inputs, out: logits[way].append(out))
         torch.manual_seed(1)   # the baselines' heads start from random weights
         sampler = EpisodeSampler(data, ways=5, shots=2, queries=10, seed=3)
         scores[way] = evaluate_episodes(learner, sampler, 40, progress=False).samples
         seen[way] = sum(images)
     assert scores["on features"] == scores["per episode"]
     assert seen == {"per episode": 40 * 5 * 12, "on features": len(data)}
-    learner, _ = _embedded(method)
+    if method == "blackbox":
+        assert len(logits["per episode"]) == 40 and all(
+            torch.allclose(a, b, atol=1e-5) for a, b in zip(*logits.values()))
+    else:   # the accuracies vary from episode to episode: their equality says something
+        assert len(set(scores["per episode"])) > 1
+    learner, _, _ = _embedded(method, data)
     sampler = EpisodeSampler(data, ways=5, shots=2, queries=10, seed=3)
     assert on_features(learner, sampler, episodes=3) == (learner, sampler)   # 180 < 200 images
 
