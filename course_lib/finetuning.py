@@ -217,28 +217,43 @@ def transfer(theta: ConvNet | None, task: Episode, recipe: str, budget: Budget,
 
 
 def target_tasks(target: ImageSet, shots: int, budget: Budget, ways: int = 20,
-                 queries: int = 10, seed: int = 1) -> list[Episode]:
-    """``budget.repeats`` target tasks 𝒯_b: ``ways`` new classes, ``shots`` labels per class.
+                 queries: int = 10, seed: int = 1, count: int | None = None) -> list[Episode]:
+    """``count`` target tasks 𝒯_b (``budget.repeats`` by default): ``ways`` new classes,
+    ``shots`` labels per class.
 
     Each is an :class:`Episode` whose support set is the labelled target data 𝒟ᵗʳ_b and whose
-    query set (``queries`` per class) measures test accuracy.
+    query set (``queries`` per class) measures test accuracy. The tasks are drawn in order from
+    one seeded sampler, so a longer list starts with the tasks of a shorter one: a comparison
+    too close to resolve over ``budget.repeats`` tasks can add more (see ``first`` in
+    :func:`compare` and :func:`transfer_by_depth`).
     """
+    count = budget.repeats if count is None else count
+    if count < 1:
+        raise ValueError(f"count must be at least 1 target task, not {count}")
     sampler = EpisodeSampler(target, ways=ways, shots=shots, queries=queries, seed=seed)
-    return [sampler.sample() for _ in range(budget.repeats)]
+    return [sampler.sample() for _ in range(count)]
 
 
 def compare(theta: ConvNet | None, tasks: list[Episode], recipes, budget: Budget,
-            progress: bool = True) -> dict[str, tuple[float, float]]:
-    """Test accuracy (mean, 95% CI half-width) of each recipe over the same target tasks."""
+            progress: bool = True, first: int = 0) -> dict[str, Estimate]:
+    """Test accuracy (mean, 95% CI half-width, the per-task accuracies) of each recipe over the
+    same target tasks.
+
+    ``first`` is the position of ``tasks[0]`` in a longer list of :func:`target_tasks` (task k
+    is adapted with seed k): comparing ``tasks[:n]`` and then ``tasks[n:]`` with ``first=n``
+    gives the same accuracies as comparing all of ``tasks`` at once (join them with
+    :func:`~course_lib.training.pooled`).
+    """
     results = {}
     for recipe in tqdm(list(recipes), desc="recipes", disable=not progress, leave=False):
-        accs = [transfer(theta, task, recipe, budget, seed=k)[1] for k, task in enumerate(tasks)]
+        accs = [transfer(theta, task, recipe, budget, seed=k)[1]
+                for k, task in enumerate(tasks, start=first)]
         results[recipe] = mean_ci(accs)
     return results
 
 
 def tune_only(theta: ConvNet, train: tuple, test: tuple, prefixes, budget: Budget,
-              seed: int = 0) -> Estimate:
+              seed: int = 0, steps: int | None = None) -> Estimate:
     """Surgical fine-tuning: tune only the parameters named by ``prefixes``, keep θ's head.
 
     For a shifted version of the *source* task (same classes), e.g. ``("blocks.0",)`` tunes
@@ -246,12 +261,14 @@ def tune_only(theta: ConvNet, train: tuple, test: tuple, prefixes, budget: Budge
     ``train`` and ``test`` are ``(x, y)`` pairs; returns the test accuracy of φ as an
     :class:`~course_lib.training.Estimate` over the test images (its samples: 1 for each image
     φ gets right, 0 otherwise), so two choices tested on the same images compare image by image.
+    ``steps``: gradient steps (``budget.finetune_steps`` by default).
     """
     seed_everything(seed)
     phi = copy.deepcopy(theta)
     set_trainable(phi, prefixes)
     # one block, large steps: a low-level shift may need a block's weights to change sign
-    fit(phi, *train, budget.finetune_steps, lr=1e-2, seed=seed, progress=False)
+    fit(phi, *train, budget.finetune_steps if steps is None else steps, lr=1e-2, seed=seed,
+        progress=False)
     x, y = test
     return mean_ci((predict(phi, x).argmax(1) == y).float())
 
@@ -279,15 +296,20 @@ def copy_first_blocks(theta: ConvNet, n: int, ways: int, frozen: bool) -> ConvNe
     return model
 
 
-def transfer_by_depth(theta: ConvNet, tasks: list[Episode], budget: Budget,
-                      frozen: bool) -> list[tuple[float, float]]:
-    """Accuracy (mean, CI) for n = 0 … depth blocks copied from θ, the rest trained on 𝒟ᵗʳ_b."""
+def transfer_by_depth(theta: ConvNet, tasks: list[Episode], budget: Budget, frozen: bool,
+                      depths=None, first: int = 0) -> list[Estimate]:
+    """Accuracy (mean, CI, the per-task accuracies) for n blocks copied from θ, the rest trained
+    on 𝒟ᵗʳ_b: one estimate for each n of ``depths`` (n = 0 … depth of θ by default).
+
+    ``first``: the position of ``tasks[0]`` in a longer list of tasks, as in :func:`compare`.
+    """
+    depths = range(len(theta.blocks) + 1) if depths is None else depths
     curve = []
-    for n in range(len(theta.blocks) + 1):
-        if n == 0 and frozen is None:
-            continue
+    for n in depths:
+        if not 0 <= n <= len(theta.blocks):
+            raise ValueError(f"θ has {len(theta.blocks)} blocks: cannot copy {n}")
         accs = []
-        for k, task in enumerate(tasks):
+        for k, task in enumerate(tasks, start=first):
             seed_everything(k)
             model = copy_first_blocks(theta, n, task.ways, frozen)
             fit(model, task.support_x, task.support_y, budget.finetune_steps, seed=k,

@@ -369,6 +369,12 @@ def mean_ci(values) -> Estimate:
     return Estimate(v.mean().item(), 1.96 * v.std().item() / math.sqrt(len(v)), v.tolist())
 
 
+def pooled(*estimates: Estimate) -> Estimate:
+    """One :class:`Estimate` from the samples of several, in order: the accuracies over a first
+    set of tasks and over the tasks added after it, as if all had been measured together."""
+    return mean_ci([x for estimate in estimates for x in estimate.samples])
+
+
 def embedded_learner(embed, head):
     """A learner made of an embedding applied to each image on its own and a head that reads
     the features: ``(support_x, support_y, query_x) → head(f_θ(support_x), support_y,

@@ -189,3 +189,47 @@ def test_tune_only_scores_each_test_image(tiny_budget):
     assert len(estimate.samples) == 40 and set(estimate.samples) <= {0.0, 1.0}
     assert mean == pytest.approx(sum(estimate.samples) / 40) and ci >= 0
     assert all(torch.equal(a, b) for a, b in zip(before, theta.parameters()))
+
+
+# ---------------------------------------------------------------------------- more target tasks
+def test_target_tasks_extend_the_shorter_list(tiny_budget):
+    """checks that a longer list of target tasks starts with the budget's tasks (so a close
+    comparison can add tasks to it), and that a count below 1 is a ValueError."""
+    images = toy_images(classes=8)
+    short = finetuning.target_tasks(images, shots=2, budget=tiny_budget, ways=3, queries=2)
+    long = finetuning.target_tasks(images, shots=2, budget=tiny_budget, ways=3, queries=2, count=5)
+    assert len(short) == tiny_budget.repeats and len(long) == 5
+    for a, b in zip(short, long):
+        assert torch.equal(a.support_x, b.support_x) and torch.equal(a.query_y, b.query_y)
+    assert not torch.equal(long[-1].support_x, long[0].support_x)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        finetuning.target_tasks(images, shots=2, budget=tiny_budget, ways=3, count=0)
+
+
+def test_added_tasks_give_the_accuracies_of_one_comparison(tiny_budget):
+    """checks that comparing the first tasks, then the rest with ``first``, and pooling them
+    gives the per-task accuracies of one comparison over all, for compare and for
+    transfer_by_depth (and for a subset of depths); without ``first`` the seeds differ."""
+    from course_lib.training import pooled
+    budget = dataclasses.replace(tiny_budget, finetune_steps=30)
+    images = toy_images(classes=8)
+    rows = torch.arange(28).view(1, 1, 28, 1) // 3 == images.y.view(-1, 1, 1, 1)
+    images = dataclasses.replace(images, x=0.5 * images.x + rows.float())   # a bar marks the class
+    tasks = finetuning.target_tasks(images, shots=2, budget=budget, ways=3, queries=4, count=4)
+    torch.manual_seed(0)
+    theta = ConvNet(8, width=W).eval()
+    whole = finetuning.compare(theta, tasks, ["fine-tune"], budget, progress=False)["fine-tune"]
+    parts = [finetuning.compare(theta, tasks[:2], ["fine-tune"], budget, progress=False),
+             finetuning.compare(theta, tasks[2:], ["fine-tune"], budget, progress=False, first=2)]
+    assert pooled(*(p["fine-tune"] for p in parts)).samples == whole.samples
+    assert len(set(whole.samples)) > 1   # the tasks score differently: the test can tell them apart
+    curve = finetuning.transfer_by_depth(theta, tasks, budget, frozen=True)
+    assert len(curve) == len(theta.blocks) + 1 and len(set(curve[0].samples)) > 1
+    ends = [finetuning.transfer_by_depth(theta, tasks[:2], budget, frozen=True, depths=(0, 4)),
+            finetuning.transfer_by_depth(theta, tasks[2:], budget, frozen=True, depths=(0, 4), first=2)]
+    for i, n in enumerate((0, 4)):
+        assert pooled(ends[0][i], ends[1][i]).samples == curve[n].samples
+    unseeded = finetuning.transfer_by_depth(theta, tasks[2:], budget, frozen=True, depths=(0,))
+    assert unseeded[0].samples != curve[0].samples[2:]
+    with pytest.raises(ValueError, match="cannot copy 5"):
+        finetuning.transfer_by_depth(theta, tasks, budget, frozen=True, depths=(5,))
