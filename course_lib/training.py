@@ -286,6 +286,24 @@ def freeze_frozen_batchnorm(model: nn.Module) -> None:
                 module.eval()
 
 
+def _fixed_body(model: nn.Module, params) -> bool:
+    """Whether only ``model.head`` trains while the rest of f_θ is a fixed function of each image:
+    no parameter outside the head requires a gradient, so its batch norm runs on its running
+    statistics (:func:`freeze_frozen_batchnorm`), and it has no dropout."""
+    head = getattr(model, "head", None)
+    if not (isinstance(head, nn.Module) and callable(getattr(model, "features", None))):
+        return False
+    in_head = {id(p) for p in head.parameters()}
+    groups = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    trained = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    body = [m for m in model.modules() if m is not head and not any(m is h for h in head.modules())]
+    return (bool(trained) and all(id(p) in in_head for p in trained)
+            and not any(p.requires_grad for p in model.parameters() if id(p) not in in_head)
+            and all(m.track_running_stats for m in body
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm))
+            and not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in body))
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 1e-3,
         batch_size: int = 64, params=None, loss_fn=F.cross_entropy, weights=None, val=None,
         eval_every: int = 0, seed: int = 0, progress: bool = True, desc: str = "fit") -> History:
@@ -304,20 +322,34 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: floa
         val: optional ``(x_val, y_val)`` whose accuracy is recorded every ``eval_every`` steps.
         seed: seeds the minibatch order.
         progress: show a tqdm progress bar.
+
+    When only the head trains (a linear probe: ``model`` has ``features`` and ``head``, and
+    nothing else of it is trainable) and the steps would show the body every image, the
+    features of x are computed once and each step runs the head alone: the same minibatches and
+    the same steps, without running the frozen body ``steps`` times.
     """
+    fixed_body = _fixed_body(model, params)
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = adam(params, lr=lr)
     g = generator(seed)
     history = History()
     batch_size = min(batch_size, len(x))
+    if fixed_body and steps * batch_size >= len(x):   # the steps would run the body on every image
+        model.train()
+        freeze_frozen_batchnorm(model)
+        with torch.no_grad():
+            z = torch.cat([model.features(chunk) for chunk in x.split(1024)])
+        forward = lambda idx: model.head(z[idx])
+    else:
+        forward = lambda idx: model(x[idx])
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
         model.train()
         freeze_frozen_batchnorm(model)
         idx = torch.randperm(len(x), generator=g)[:batch_size]
         if weights is None:
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = loss_fn(forward(idx), y[idx])
         else:
-            loss = (weights[idx] * loss_fn(model(x[idx]), y[idx], reduction="none")).mean()
+            loss = (weights[idx] * loss_fn(forward(idx), y[idx], reduction="none")).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -126,6 +126,39 @@ def test_fit_updates_only_trainable_parameters():
     assert not torch.equal(head, model.head.weight)
 
 
+def test_a_linear_probe_embeds_the_images_once(monkeypatch):
+    """checks fit's fast path for a head-only fit: f_θ's body runs once over x (not once per
+    step), and the head, the losses and the running statistics end as on the per-step path;
+    a fit that trains a block, or whose steps would not show the body every image, or whose
+    body normalises with batch statistics, runs the body every step."""
+    import course_lib.training as training
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 1, 28, 28, generator=g), torch.arange(40) % 4
+
+    def probe(fast: bool, prefixes=("head",), steps=15, batch_stats=False):
+        torch.manual_seed(3)
+        model = ConvNet(4, width=8, batch_stats=batch_stats)
+        set_trainable(model, prefixes)
+        calls = []
+        body = model.blocks.forward
+        model.blocks.forward = lambda t: calls.append(len(t)) or body(t)
+        if not fast:
+            monkeypatch.setattr(training, "_fixed_body", lambda *a: False)
+        history = fit(model, x, y, steps=steps, lr=1e-2, batch_size=16, seed=2, progress=False)
+        monkeypatch.undo()
+        return model, history.loss, calls
+
+    (fast, fast_loss, fast_calls), (slow, slow_loss, slow_calls) = probe(True), probe(False)
+    assert fast_calls == [40] and slow_calls == [16] * 15
+    assert torch.allclose(fast.head.weight, slow.head.weight, atol=1e-5)
+    assert fast_loss == pytest.approx(slow_loss, abs=1e-5) and fast_loss[-1] < fast_loss[0]
+    assert all(torch.equal(a, b) for a, b in zip(bn_state(fast).values(), bn_state(slow).values()))
+    assert torch.equal(predict(fast, x).argmax(1), predict(slow, x).argmax(1))
+    assert probe(True, prefixes=("head", "blocks.3"))[2] == [16] * 15   # a block trains
+    assert probe(True, steps=2)[2] == [16] * 2                          # 32 images seen < 40
+    assert probe(True, batch_stats=True)[2] == [16] * 15                # MAML's batch norm
+
+
 def test_fit_with_weights_matches_unweighted_when_uniform():
     """checks the importance-weighted loss: weights of 1 give exactly the plain loss path."""
     x, y = blobs()
