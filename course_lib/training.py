@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from . import seeding
 from .episodes import EpisodeSampler, stack_episodes
+from .models import MLP, ConvNet
 from .paths import cache_dir, cache_file
 from .seeding import generator, seed_everything
 
@@ -287,12 +288,14 @@ def freeze_frozen_batchnorm(model: nn.Module) -> None:
 
 
 def _fixed_body(model: nn.Module, params) -> bool:
-    """Whether only ``model.head`` trains while the rest of f_θ is a fixed function of each image:
-    no parameter outside the head requires a gradient, so its batch norm runs on its running
-    statistics (:func:`freeze_frozen_batchnorm`), and it has no dropout."""
-    head = getattr(model, "head", None)
-    if not (isinstance(head, nn.Module) and callable(getattr(model, "features", None))):
+    """Whether ``model`` computes head(features(x)) (a :class:`~course_lib.models.ConvNet` or
+    :class:`~course_lib.models.MLP`, whose forward is that), only its head trains, and the rest
+    is a fixed function of each image: no parameter outside the head requires a gradient, so
+    its batch norm runs on its running statistics (:func:`freeze_frozen_batchnorm`), and it
+    has no dropout."""
+    if type(model).forward not in (ConvNet.forward, MLP.forward):
         return False
+    head = model.head
     in_head = {id(p) for p in head.parameters()}
     groups = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     trained = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]

@@ -158,6 +158,14 @@ def test_a_linear_probe_embeds_the_images_once(monkeypatch):
     assert probe(True, steps=2)[2] == [16] * 2                          # 32 images seen < 40
     assert probe(True, batch_stats=True)[2] == [16] * 15                # MAML's batch norm
 
+    class Scaled(ConvNet):   # a forward that is not head(features(x))
+        def forward(self, t):
+            return 2 * super().forward(t)
+
+    model = Scaled(4, width=8)
+    set_trainable(model, ("head",))
+    assert not training._fixed_body(model, None)
+
 
 def test_fit_with_weights_matches_unweighted_when_uniform():
     """checks the importance-weighted loss: weights of 1 give exactly the plain loss path."""
