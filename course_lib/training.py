@@ -331,8 +331,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: floa
     features of x are computed once and each step runs the head alone: the same minibatches and
     the same steps, without running the frozen body ``steps`` times.
     """
+    # a list, so that a generator such as model.parameters() is read by both uses below
+    params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     fixed_body = _fixed_body(model, params)
-    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = adam(params, lr=lr)
     g = generator(seed)
     history = History()

@@ -233,3 +233,16 @@ def test_added_tasks_give_the_accuracies_of_one_comparison(tiny_budget):
     assert unseeded[0].samples != curve[0].samples[2:]
     with pytest.raises(ValueError, match="cannot copy 5"):
         finetuning.transfer_by_depth(theta, tasks, budget, frozen=True, depths=(5,))
+
+
+def test_tune_only_takes_its_steps(tiny_budget, monkeypatch):
+    """checks that tune_only runs ``steps`` gradient steps when given, budget.finetune_steps
+    otherwise."""
+    seen = []
+    real_fit = finetuning.fit
+    monkeypatch.setattr(finetuning, "fit", lambda *a, **k: seen.append(a[3]) or real_fit(*a, **k))
+    source = toy_images(classes=4)
+    x, y = source.x[:20], source.y[:20]
+    finetuning.tune_only(ConvNet(4, width=W), (x, y), (x, y), ("head",), tiny_budget)
+    finetuning.tune_only(ConvNet(4, width=W), (x, y), (x, y), ("head",), tiny_budget, steps=7)
+    assert seen == [tiny_budget.finetune_steps, 7]

@@ -166,6 +166,16 @@ def test_a_linear_probe_embeds_the_images_once(monkeypatch):
     set_trainable(model, ("head",))
     assert not training._fixed_body(model, None)
 
+    # parameters given as a generator (model.parameters()) are read once and still trained
+    torch.manual_seed(3)
+    model = ConvNet(4, width=8)
+    set_trainable(model, ("head",))
+    before = model.head.weight.clone()
+    fit(model, x, y, steps=15, lr=1e-2, batch_size=16, params=model.head.parameters(), seed=2,
+        progress=False)
+    assert torch.allclose(model.head.weight, fast.head.weight, atol=1e-5)
+    assert not torch.equal(model.head.weight, before)
+
 
 def test_fit_with_weights_matches_unweighted_when_uniform():
     """checks the importance-weighted loss: weights of 1 give exactly the plain loss path."""
